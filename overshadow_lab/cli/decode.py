@@ -1,0 +1,1 @@
+"""``overshadow-lab decode``: not implemented yet (see the open issues)."""

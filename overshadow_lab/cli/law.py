@@ -1,0 +1,1 @@
+"""``overshadow-lab law``: not implemented yet (see the open issues)."""

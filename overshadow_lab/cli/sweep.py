@@ -1,0 +1,1 @@
+"""``overshadow-lab sweep``: not implemented yet (see the open issues)."""

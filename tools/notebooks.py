@@ -1,0 +1,191 @@
+"""Chapter notebooks: Colab copies, nbval staging, and the shared execution cache.
+
+    python tools/notebooks.py colab [--check]   write (or check) notebooks/<chapter>.ipynb
+    python tools/notebooks.py stage DIR         write the chapters that need executing to DIR
+    python tools/notebooks.py invalidate        empty the execution cache if the package changed
+
+The book executes chapters in jupyter-cache mode (`_config.yml`). `make test` runs each chapter
+once under nbval; `tools/nbval_cache.py` stores what nbval executed in that same cache, so the
+strict book build that follows reuses the outputs instead of running the chapter again. The
+cache key is the chapter's code cells; `invalidate` adds the package source to it by clearing
+the cache whenever a file of `overshadow_lab/` (or `pyproject.toml`) changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "_build" / ".jupyter_cache"
+HASH_FILE = ROOT / "_build" / ".package-hash"
+COLAB_DIR = ROOT / "notebooks"
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def chapters() -> list[Path]:
+    """MyST notebook chapters in table-of-contents order (pages without a kernel are skipped)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+            for part in entry.get("parts", []) if isinstance(entry, dict) else []:
+                walk(part.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    out = []
+    for f in files:
+        md = ROOT / f"{f}.md"
+        if md.is_file() and "kernelspec:" in md.read_text().split("\n---", 1)[0]:
+            out.append(md)
+    return out
+
+
+def read_chapter(md: Path) -> nbformat.NotebookNode:
+    """Read a MyST chapter exactly as the book build does (myst-nb's reader)."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    nb = read_myst_markdown_notebook(md.read_text(encoding="utf-8"), path=md)
+    nb.metadata.pop("source_map", None)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
+    return nb
+
+
+def colab_notebook(md: Path) -> str:
+    """The Colab notebook of a chapter: a set-up cell, then the chapter itself."""
+    cfg = _config().get("repository", {})
+    url, branch = cfg["url"].rstrip("/"), cfg.get("branch", "main")
+    nb = read_chapter(md)
+    setup = nbformat.v4.new_code_cell(
+        source=(
+            "# On Colab: install the companion package (Colab keeps its own torch build).\n"
+            "# Anywhere else this cell does nothing: install the project with `make book` instead.\n"
+            "import subprocess, sys\n"
+            "if \"google.colab\" in sys.modules:\n"
+            f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
+            f"                    \"overshadow-lab[gpu] @ git+{url}@{branch}\"], check=True)"
+        ),
+        metadata={"tags": ["colab-setup"]},
+    )
+    nb.cells.insert(0, setup)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
+    nb.metadata["colab"] = {"provenance": [], "name": md.stem}
+    nb.metadata["accelerator"] = "GPU"
+    return nbformat.writes(nb) + "\n"
+
+
+def cmd_colab(check: bool) -> int:
+    COLAB_DIR.mkdir(exist_ok=True)
+    wanted = {f"{md.stem}.ipynb": colab_notebook(md) for md in chapters()}
+    stale = []
+    for name, text in wanted.items():
+        path = COLAB_DIR / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            stale.append(name)
+            if not check:
+                path.write_text(text, encoding="utf-8")
+    extra = sorted(p.name for p in COLAB_DIR.glob("*.ipynb") if p.name not in wanted)
+    if check:
+        if stale or extra:
+            print("notebooks/ is out of sync with book/:", file=sys.stderr)
+            for name in stale:
+                print(f"  stale or missing: notebooks/{name}", file=sys.stderr)
+            for name in extra:
+                print(f"  no chapter for: notebooks/{name}", file=sys.stderr)
+            print("run `make notebooks` and commit the result", file=sys.stderr)
+            return 1
+        print(f"notebooks/: {len(wanted)} Colab notebooks in sync with their chapters")
+        return 0
+    for name in extra:
+        (COLAB_DIR / name).unlink()
+    print(f"notebooks/: wrote {len(stale)}, removed {len(extra)}, {len(wanted)} in all")
+    return 0
+
+
+def package_hash() -> str:
+    h = hashlib.sha256()
+    files = sorted((ROOT / "overshadow_lab").rglob("*.py")) + [ROOT / "pyproject.toml"]
+    files += sorted((ROOT / "overshadow_lab" / "recorded").glob("*"))
+    for f in files:
+        if f.is_file():
+            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def cmd_invalidate() -> int:
+    current = package_hash()
+    old = HASH_FILE.read_text().strip() if HASH_FILE.is_file() else None
+    if old != current:
+        if CACHE.exists():
+            shutil.rmtree(CACHE)
+            print("execution cache cleared: the package changed since the chapters last ran")
+        HASH_FILE.parent.mkdir(parents=True, exist_ok=True)
+        HASH_FILE.write_text(current + "\n")
+    return 0
+
+
+def cmd_stage(outdir: Path) -> int:
+    """Write each chapter that has no cached execution to DIR as .ipynb, for nbval."""
+    from jupyter_cache import get_cache
+
+    cmd_invalidate()
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    outdir.mkdir(parents=True)
+    cache = get_cache(str(CACHE))
+    staged, cached = [], []
+    for md in chapters():
+        nb = read_chapter(md)
+        try:
+            cache.match_cache_notebook(nb)
+            cached.append(md.stem)
+            continue
+        except KeyError:
+            pass
+        nb.metadata["overshadow_source"] = str(md.relative_to(ROOT))
+        nbformat.write(nb, str(outdir / f"{md.stem}.ipynb"))
+        staged.append(md.stem)
+    print(f"chapters to execute: {', '.join(staged) or 'none'}")
+    if cached:
+        print(f"chapters unchanged since their last run (outputs reused): {', '.join(cached)}")
+    (outdir / "staged.json").write_text(json.dumps(staged))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("colab", help="write or check notebooks/<chapter>.ipynb")
+    c.add_argument("--check", action="store_true", help="fail if a notebook is stale instead of writing")
+    s = sub.add_parser("stage", help="write the chapters that need executing as .ipynb")
+    s.add_argument("outdir", type=Path)
+    sub.add_parser("invalidate", help="clear the execution cache if the package changed")
+    args = parser.parse_args(argv)
+    if args.cmd == "colab":
+        return cmd_colab(args.check)
+    if args.cmd == "stage":
+        return cmd_stage(args.outdir)
+    return cmd_invalidate()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
