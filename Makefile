@@ -48,7 +48,7 @@ test: $(STAMP)
 	$(BIN)/ruff check . && \
 	$(BIN)/python tools/notebooks.py colab --check && \
 	$(BIN)/python tools/notebooks.py stage $(NBVAL_DIR) && \
-	$(BIN)/python -m pytest -p tools.nbval_cache --nbval-lax --nbval-current-env \
+	$(BIN)/python -m pytest -p no:cacheprovider -p tools.nbval_cache --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=900 --durations=15 tests $(NBVAL_DIR) && \
 	$(BIN)/jupyter-book build . $(JB_FLAGS) && \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"

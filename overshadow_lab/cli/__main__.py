@@ -1,0 +1,3 @@
+from overshadow_lab.cli import main
+
+raise SystemExit(main())
