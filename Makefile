@@ -13,7 +13,6 @@ NBVAL_DIR := _build/nbval
 JB_FLAGS := -W -n --keep-going
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export TQDM_MININTERVAL := 5
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: book test lint unit chapters notebooks install clean help
