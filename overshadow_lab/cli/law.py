@@ -1,1 +1,268 @@
-"""``overshadow-lab law``: not implemented yet (see the open issues)."""
+"""``overshadow-lab law``: fit the log-linear law to a results table, or predict R from it.
+
+    overshadow-lab law fit FILE.csv --x COL --y COL [--where COL=VALUE ...] [--group-by COL] --json
+    overshadow-lab law predict FILE.csv --factor P --value 40 [--x COL --y COL --where ...] --json
+    overshadow-lab law predict FILE.csv --at P=40 --at L=10 --json
+
+Both read any CSV: the lab's sweep results (columns P, L, S, R, RR, ...) and the paper's
+digitised figures (figure, task, factor, model, x, observed_R_pct, law_R_pct) alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+EPILOG_FIT = """examples:
+  overshadow-lab law fit results.csv --x P --y R --where factor=P --json
+  overshadow-lab law fit paper_law_figures.csv --x x --y observed_R_pct \\
+      --where figure=fig2 --where factor=P --group-by model --json
+
+--where COL=VALUE keeps the rows whose COL equals VALUE (numeric columns compare as numbers);
+repeat it for several conditions (all must hold; the same column twice means either value).
+On a lab results table (a 'factor' column naming each row's sweep), --x P alone fits the rows
+of the P sweep, as if --where factor=P were given.
+The JSON object holds slope (points of R per decade of x for --log-base 10), intercept,
+x_c = base^(-intercept/slope) (where the line reaches R = 0), r2, slope_ci [lo, hi], and
+more; with --group-by, one such object per group, keyed by the group's value. Rows with a
+missing R, or RR = 0 when the table has an RR column, are dropped with a warning on stderr.
+"""
+
+EPILOG_PREDICT = """examples:
+  overshadow-lab law predict results.csv --factor P --value 40 --json
+  overshadow-lab law predict paper_law_figures.csv --factor P --value 40 --x x \\
+      --y observed_R_pct --where figure=fig2 --where model=Llama-2-7B --json
+  overshadow-lab law predict results.csv --at P=40 --at L=10 --json
+
+--factor F --value V fits the one-factor law R = a*log(x) + b on the rows of factor F (when
+the table's 'factor' column holds F, rows with factor == F are selected unless --where says
+otherwise; the x column is F, or --x) and predicts R at x = V. --at COL=VALUE (repeatable)
+fits the joint law R = sum_f a_f*log(f) + d over the factors P, L, S that vary in the table
+and predicts at the given values. Either way the output is the predicted R (percent) with a
+prediction interval for one new run at --level, and whether V lies outside the fitted range.
+"""
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE.csv", help="results table (CSV)")
+    p.add_argument("--y", default="R", help="column holding R in percent (default: R)")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COL=VALUE",
+        help="keep rows with COL == VALUE (repeatable)",
+    )
+    p.add_argument("--log-base", default="10", help="base of the log of x: 10 (default) or e")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--robust", action="store_true", help="Huber fit instead of least squares")
+    p.add_argument(
+        "--rr-col",
+        default="RR",
+        help="recall-rate column; rows with RR = 0 are dropped (default: RR, if present)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "law",
+        help="fit the log-linear law R = a*log10(x) + b, or predict R from it",
+        description="Fit the log-linear law of knowledge overshadowing to a results table, "
+        "with confidence intervals, or predict R for a planned configuration.",
+    )
+    lsub = p.add_subparsers(dest="law_command", metavar="{fit,predict}")
+    f = lsub.add_parser(
+        "fit",
+        help="fit R = a*log(x) + b (per group)",
+        description="Fit R = slope*log(x) + intercept by least squares and report slope, "
+        "intercept, x_c, R^2 and a confidence interval of the slope.",
+        epilog=EPILOG_FIT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(f)
+    f.add_argument("--x", required=True, help="column holding the factor's value (> 0)")
+    f.add_argument("--group-by", metavar="COL", help="fit each value of COL separately")
+    f.add_argument(
+        "--ci",
+        choices=["t", "bootstrap"],
+        default="t",
+        help="slope interval: Student t (default) or percentile bootstrap",
+    )
+    f.add_argument(
+        "--cluster",
+        metavar="COL",
+        help="with --ci bootstrap: resample whole clusters of COL (e.g. seed); "
+        "default resamples the replicate runs within each x",
+    )
+    f.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    f.set_defaults(func=run)
+
+    q = lsub.add_parser(
+        "predict",
+        help="predict R with a prediction interval for a planned configuration",
+        description="Predict R (percent) before training, from the law fitted to a table.",
+        epilog=EPILOG_PREDICT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(q)
+    q.add_argument("--factor", help="the factor to predict along (P, L or S)")
+    q.add_argument("--value", type=float, help="the planned value of --factor")
+    q.add_argument("--x", help="column holding the factor's value (default: the --factor name)")
+    q.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="COL=VALUE",
+        help="joint law: the planned value of a factor column (repeatable)",
+    )
+    q.set_defaults(func=run)
+    p.set_defaults(func=run, law_parser=p)
+
+
+def _read(path: str) -> pd.DataFrame:
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    return pd.read_csv(file)
+
+
+def _emit(obj: dict, as_json: bool, text: str) -> None:
+    from overshadow_lab.law import _json_safe
+
+    print(json.dumps(_json_safe(obj), indent=2) if as_json else text)
+
+
+def _fmt_fit(name: str, d: dict) -> str:
+    lo, hi = d["slope_ci"]
+    xc = "n/a" if d["x_c"] is None else f"{d['x_c']:.3g}"
+    return (
+        f"{name:<36} slope {d['slope']:7.2f} [{lo:6.2f}, {hi:6.2f}]  intercept "
+        f"{d['intercept']:7.2f}  x_c {xc:>9}  R2 {d['r2']:.3f}  n {d['n']}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from overshadow_lab import law
+
+    command = getattr(args, "law_command", None)
+    if command is None:
+        args.law_parser.print_help()
+        return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", law.LawDataWarning)
+        warnings.showwarning = _warn_to_stderr
+        if command == "fit":
+            return _run_fit(args, law)
+        return _run_predict(args, law)
+
+
+def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"overshadow-lab law: warning: {message}", file=sys.stderr)
+
+
+def _run_fit(args: argparse.Namespace, law) -> int:
+    df = _read(args.file)
+    where = law.parse_where(args.where)
+    if _is_sweep_factor(df, args.x) and "factor" not in where and args.group_by != "factor":
+        where["factor"] = [args.x]
+        print(
+            f"overshadow-lab law: note: fitting the rows with factor == {args.x} "
+            "(the sweep over that factor); pass --where factor=... to choose others",
+            file=sys.stderr,
+        )
+    result = law.fit_law_frame(
+        df,
+        args.x,
+        args.y,
+        where=where,
+        group_by=args.group_by,
+        rr_col=args.rr_col,
+        log_base=args.log_base,
+        level=args.level,
+        robust=args.robust,
+        ci=args.ci,
+        cluster=args.cluster,
+        n_boot=args.n_boot,
+    )
+    if isinstance(result, dict):
+        out = {k: v.to_dict() for k, v in result.items()}
+        text = "\n".join(_fmt_fit(k, d) for k, d in out.items())
+    else:
+        out = result.to_dict()
+        text = _fmt_fit(f"{args.y} vs log{args.log_base}({args.x})", out)
+    _emit(out, args.json, text)
+    return 0
+
+
+def _is_sweep_factor(df: pd.DataFrame, x: str) -> bool:
+    """A lab results table: a 'factor' column naming which sweep each row belongs to."""
+    return "factor" in df.columns and x in set(df["factor"].astype(str))
+
+
+def _run_predict(args: argparse.Namespace, law) -> int:
+    df = _read(args.file)
+    where = law.parse_where(args.where)
+    if args.at and (args.factor or args.value is not None):
+        raise ValueError("use either --factor/--value (one-factor law) or --at (joint law)")
+    if args.at:
+        at = {}
+        for col, vals in law.parse_where(args.at).items():
+            if len(vals) != 1:
+                raise ValueError(f"--at {col} given more than once")
+            at[col] = float(vals[0])
+        data = law.select_rows(df, where) if where else df
+        factors = [c for c in ("P", "L", "S") if c in data.columns]
+        factors += [c for c in at if c not in factors]
+        joint = law.fit_joint_law(
+            data, factors, args.y, rr_col=args.rr_col, log_base=args.log_base, level=args.level
+        )
+        pred = law.predict_planned(joint, **at)
+        out = {
+            **pred,
+            "at": at,
+            "law": {
+                "coef": joint.coef,
+                "intercept": joint.intercept,
+                "held": joint.held,
+                "r2": joint.r2,
+                "n": joint.n,
+            },
+        }
+        text = (
+            f"predicted R at {at}: {pred['predicted']:.1f}% "
+            f"({100 * args.level:g}% prediction interval {pred['pi_lo']:.1f} to "
+            f"{pred['pi_hi']:.1f}); joint law on {joint.factors}, R2 {joint.r2:.3f}"
+        )
+        _emit(out, args.json, text)
+        return 0
+    if not args.factor or args.value is None:
+        raise ValueError("give --factor F --value V (one-factor law) or --at COL=VALUE (joint law)")
+    x = args.x or args.factor
+    if _is_sweep_factor(df, args.factor) and "factor" not in where:
+        where["factor"] = [args.factor]
+    fit = law.fit_law_frame(
+        df,
+        x,
+        args.y,
+        where=where,
+        rr_col=args.rr_col,
+        log_base=args.log_base,
+        level=args.level,
+        robust=args.robust,
+    )
+    pred = law.predict_planned(fit, x=args.value)
+    out = {**pred, "factor": args.factor, "value": args.value, "law": fit.to_dict()}
+    note = " (extrapolated beyond the fitted range)" if pred["extrapolated"] else ""
+    text = (
+        f"predicted R at {args.factor} = {args.value:g}: {pred['predicted']:.1f}% "
+        f"({100 * args.level:g}% prediction interval {pred['pi_lo']:.1f} to "
+        f"{pred['pi_hi']:.1f}){note}; law slope {fit.slope:.2f} per decade, n {fit.n}"
+    )
+    _emit(out, args.json, text)
+    return 0

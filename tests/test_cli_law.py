@@ -1,0 +1,300 @@
+"""``overshadow-lab law fit`` / ``law predict`` on the paper's CSV and on a lab-style table."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from overshadow_lab.cli import build_parser, main
+from overshadow_lab.paths import data_dir
+
+
+@pytest.fixture
+def paper_csv():
+    folder = data_dir()
+    if folder is None or not (folder / "paper_law_figures.csv").is_file():
+        pytest.skip("the paper's digitised figures are not available (no data folder)")
+    return str(folder / "paper_law_figures.csv")
+
+
+@pytest.fixture
+def lab_csv(tmp_path):
+    """A table with the lab's sweep columns, from a known law."""
+    rng = np.random.default_rng(0)
+    grid = [2, 5, 10, 25, 50, 100]
+    rows = []
+    for factor in ("P", "L"):
+        for v in grid:
+            for seed in range(3):
+                P, L = (v, 5) if factor == "P" else (5, v)
+                r = 10 * np.log10(P) + 5 * np.log10(L) + 20 + rng.normal(0, 1.0)
+                rows.append(
+                    {
+                        "factor": factor,
+                        "P": P,
+                        "L": L,
+                        "S": 120000,
+                        "seed": seed,
+                        "RR": 1.0,
+                        "HR": r / 100,
+                        "R": r,
+                        "sub_acc": 0.5,
+                        "steps": 100,
+                        "seconds": 1.0,
+                    }
+                )
+    rows.append({**rows[0], "RR": 0.0, "HR": 0.0, "R": float("nan")})
+    path = tmp_path / "sweep.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def _json(capsys, argv):
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out), captured.err
+
+
+def test_fit_reproduces_the_papers_llama_panel(paper_csv, capsys):
+    out, _ = _json(
+        capsys,
+        [
+            "law",
+            "fit",
+            paper_csv,
+            "--x",
+            "x",
+            "--y",
+            "observed_R_pct",
+            "--where",
+            "figure=fig2",
+            "--where",
+            "factor=P",
+            "--group-by",
+            "model",
+            "--json",
+        ],
+    )
+    assert set(out) == {"Llama-2-7B", "Phi-2.8B", "Pythia-160M"}
+    llama = out["Llama-2-7B"]
+    assert {"slope", "intercept", "x_c", "r2", "slope_ci"} <= set(llama)
+    assert llama["slope"] == pytest.approx(13.84, abs=0.05)
+    assert llama["intercept"] == pytest.approx(33.17, abs=0.05)
+    assert llama["r2"] == pytest.approx(0.96, abs=0.05)
+    assert llama["x_c"] == pytest.approx(10 ** (-llama["intercept"] / llama["slope"]))
+    lo, hi = llama["slope_ci"]
+    assert lo < llama["slope"] < hi
+
+
+def test_fit_without_group_by_prints_one_flat_object(paper_csv, capsys):
+    out, _ = _json(
+        capsys,
+        [
+            "law",
+            "fit",
+            paper_csv,
+            "--x",
+            "x",
+            "--y",
+            "observed_R_pct",
+            "--where",
+            "figure=fig2",
+            "--where",
+            "factor=P",
+            "--where",
+            "model=Llama-2-7B",
+            "--json",
+        ],
+    )
+    assert out["slope"] == pytest.approx(13.84, abs=0.05) and len(out["slope_ci"]) == 2
+
+
+def test_console_script_subprocess(paper_csv):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "overshadow_lab.cli",
+            "law",
+            "fit",
+            paper_csv,
+            "--x",
+            "x",
+            "--y",
+            "observed_R_pct",
+            "--where",
+            "figure=fig2",
+            "--where",
+            "factor=L",
+            "--group-by",
+            "model",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    assert out["Llama-2-7B"]["slope"] == pytest.approx(17.25, abs=0.05)
+
+
+def test_fit_on_a_lab_table_drops_rr_zero_with_a_warning(lab_csv, capsys):
+    out, err = _json(
+        capsys, ["law", "fit", lab_csv, "--x", "P", "--y", "R", "--where", "factor=P", "--json"]
+    )
+    assert "warning: dropped 1 of 19 rows" in err and "RR = 0" in err
+    assert out["n"] == 18 and out["slope"] == pytest.approx(10, abs=1.5)
+    assert out["dropped"] == {"RR = 0 (R undefined)": 1}
+
+
+def test_fit_bootstrap_and_robust_options(lab_csv, capsys):
+    out, _ = _json(
+        capsys,
+        [
+            "law",
+            "fit",
+            lab_csv,
+            "--x",
+            "L",
+            "--where",
+            "factor=L",
+            "--ci",
+            "bootstrap",
+            "--cluster",
+            "seed",
+            "--n-boot",
+            "300",
+            "--json",
+        ],
+    )
+    assert out["ci"] == "bootstrap" and out["slope_ci"][0] < out["slope_ci"][1]
+    out, _ = _json(
+        capsys, ["law", "fit", lab_csv, "--x", "L", "--where", "factor=L", "--robust", "--json"]
+    )
+    assert out["method"] == "huber"
+
+
+def test_fit_text_output(paper_csv, capsys):
+    assert (
+        main(
+            [
+                "law",
+                "fit",
+                paper_csv,
+                "--x",
+                "x",
+                "--y",
+                "observed_R_pct",
+                "--where",
+                "figure=fig2",
+                "--group-by",
+                "factor",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert text.count("slope") == 3 and "R2" in text
+
+
+def test_predict_one_factor_on_the_paper_and_on_the_lab(paper_csv, lab_csv, capsys):
+    out, _ = _json(
+        capsys,
+        [
+            "law",
+            "predict",
+            paper_csv,
+            "--factor",
+            "P",
+            "--value",
+            "40",
+            "--x",
+            "x",
+            "--y",
+            "observed_R_pct",
+            "--where",
+            "figure=fig2",
+            "--where",
+            "model=Llama-2-7B",
+            "--json",
+        ],
+    )
+    expected = 13.838 * np.log10(40) + 33.166
+    assert out["predicted"] == pytest.approx(expected, abs=0.05)
+    assert out["pi_lo"] < out["predicted"] < out["pi_hi"] and not out["extrapolated"]
+    out, _ = _json(capsys, ["law", "predict", lab_csv, "--factor", "P", "--value", "400", "--json"])
+    assert out["extrapolated"] and out["law"]["n"] == 18
+
+
+def test_predict_joint(lab_csv, capsys):
+    out, _ = _json(capsys, ["law", "predict", lab_csv, "--at", "P=40", "--at", "L=10", "--json"])
+    assert out["predicted"] == pytest.approx(10 * np.log10(40) + 5 + 20, abs=2)
+    assert out["law"]["held"] == {"S": 120000.0}
+    assert out["pi_lo"] < out["predicted"] < out["pi_hi"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["law", "fit", "missing.csv", "--x", "x"], "no such file"),
+        (["law", "predict", "{lab}", "--at", "P=40"], "missing L"),
+        (
+            ["law", "predict", "{lab}", "--at", "P=40", "--at", "L=5", "--at", "S=7e9"],
+            "S was held at 120000",
+        ),
+        (["law", "predict", "{lab}"], "give --factor F --value V"),
+        (["law", "fit", "{lab}", "--x", "P", "--where", "P"], "COL=VALUE"),
+        (
+            [
+                "law",
+                "fit",
+                "{lab}",
+                "--x",
+                "P",
+                "--where",
+                "factor=P",
+                "--where",
+                "P=2",
+                "--where",
+                "P=5",
+            ],
+            "at least 3 distinct values of P",
+        ),
+        (["law", "fit", "{lab}", "--x", "seed", "--where", "factor=P"], "seed are not positive"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(lab_csv, capsys, argv, message):
+    argv = [a.replace("{lab}", lab_csv) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("overshadow-lab law: error:") or "overshadow-lab law: warning" in err
+    assert message in err
+
+
+def test_help_documents_the_options():
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices["law"]
+    law_sub = sub._subparsers._group_actions[0].choices
+    fit_help, predict_help = law_sub["fit"].format_help(), law_sub["predict"].format_help()
+    for opt in ("--x", "--y", "--where", "--group-by", "--log-base", "--json", "slope_ci"):
+        assert opt in fit_help
+    for opt in ("--factor", "--value", "--at", "prediction interval"):
+        assert opt in predict_help
+
+
+def test_law_without_subcommand_prints_help(capsys):
+    assert main(["law"]) == 2
+    assert "{fit,predict}" in capsys.readouterr().out
+
+
+def test_fit_on_a_lab_table_selects_the_sweep_of_x(lab_csv, capsys):
+    out, err = _json(capsys, ["law", "fit", lab_csv, "--x", "L", "--json"])
+    assert "rows with factor == L" in err
+    assert out["n"] == 18 and out["slope"] == pytest.approx(5, abs=1.5)
+    # grouping by factor keeps every sweep, and the L sweep holds P at a single value
+    assert main(["law", "fit", lab_csv, "--x", "P", "--group-by", "factor"]) == 2
+    assert "got 1 (5)" in capsys.readouterr().err
