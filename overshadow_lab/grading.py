@@ -124,7 +124,7 @@ def grade(
     The exercises graded are ``exercises`` if given, else those of ``chapter``, else every
     exercise that at least one submission defines; an exercise a submission lacks scores 0.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from overshadow_lab.exercises import REGISTRY
 

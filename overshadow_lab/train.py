@@ -1,0 +1,339 @@
+"""Training loop of the lab: full-sequence causal LM loss, AdamW, two stopping rules.
+
+Rules (SPEC §3):
+
+* ``rule="converge"`` (default): train until the dominant set is recalled (RR on the dominant
+  prompts >= ``rr_threshold``, checked every ``eval_every`` steps) *and* ``min_steps`` have
+  passed, or until the training loss plateaus (no relative improvement above ``plateau_tol``
+  for ``patience`` checks), whichever comes first, capped by ``max_steps``. Steps and wall time
+  are recorded, so that a trend can be read against the training it took. The check uses at
+  most ``rr_sample`` dominant prompts (a fixed random subset) to stay cheap on large corpora.
+* ``rule="epochs"``: the paper's protocol, a fixed number of passes over the corpus.
+
+Speed on a CPU comes from doing little besides the model's own work: the corpus is turned once
+into tensors grouped by sequence length (synthetic corpora have one length, so no padding and no
+attention mask), batches are index slices of those tensors, the loss is computed from the
+logits directly, AdamW is the fused/foreach implementation, and RR is read from one
+teacher-forced forward pass instead of ``generate``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from overshadow_lab.device import get_device
+from overshadow_lab.metrics import answer_matches
+
+RULES = ("converge", "epochs")
+SMALL_MODEL = 3_000_000  # parameters; below this a CPU run uses one thread by default
+SCHEDULES = ("auto", "constant", "linear", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters and the stopping rule (see the module docstring)."""
+
+    rule: str = "converge"
+    epochs: int = 40
+    max_steps: int = 2000
+    min_steps: int = 0
+    rr_threshold: float = 0.95
+    eval_every: int = 50
+    patience: int = 5
+    plateau_tol: float = 1e-3
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.98)
+    batch_size: int = 16
+    warmup: float = 0.05
+    schedule: str = "auto"
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    device: str | None = None
+    bf16: bool | None = None
+    progress: bool = True
+    checkpoint_dir: str | None = None
+    threads: int | None = None
+    rr_sample: int | None = 1024
+
+
+@dataclass
+class TrainResult:
+    """What a training run returns; ``history`` has one row per check (step, loss, RR, seconds)."""
+
+    model: Any
+    steps: int
+    seconds: float
+    tokens: int
+    converged: bool
+    stop_reason: str = ""
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    config: TrainConfig | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def progress_enabled(progress: bool) -> bool:
+    """Progress bars are on when asked for and ``$TQDM_DISABLE`` is not set to a true value."""
+    env = os.environ.get("TQDM_DISABLE", "").strip().lower()
+    return bool(progress) and env not in ("1", "true", "yes", "on")
+
+
+def _validate(cfg: TrainConfig) -> None:
+    if cfg.rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {cfg.rule!r}")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
+    for name in ("epochs", "max_steps", "eval_every", "batch_size", "patience"):
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
+    if not 0 < cfg.rr_threshold <= 1:
+        raise ValueError(f"rr_threshold is a recall fraction in (0, 1], got {cfg.rr_threshold}")
+    if not cfg.lr > 0:
+        raise ValueError(f"lr must be > 0, got {cfg.lr}")
+    if not 0 <= cfg.warmup < 1:
+        raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {cfg.warmup}")
+
+
+class _Batches:
+    """The corpus as tensors grouped by length; yields shuffled index batches epoch after epoch."""
+
+    def __init__(self, sequences: list[list[int]], batch_size: int, device, generator):
+        groups: dict[int, list[list[int]]] = {}
+        for s in sequences:
+            if len(s) < 2:
+                raise ValueError(
+                    "every training sequence needs at least 2 tokens (input and target)"
+                )
+            groups.setdefault(len(s), []).append(s)
+        self.tensors = [torch.tensor(g, dtype=torch.long, device=device) for g in groups.values()]
+        self.batch_size = batch_size
+        self.gen = generator
+        self.n_sequences = len(sequences)
+        self.batches_per_epoch = sum(math.ceil(len(t) / batch_size) for t in self.tensors)
+        self._queue: list[torch.Tensor] = []
+        self.epoch = 0
+
+    def _refill(self) -> None:
+        batches = []
+        for t in self.tensors:
+            perm = torch.randperm(len(t), generator=self.gen).to(t.device)
+            for b in range(0, len(t), self.batch_size):
+                batches.append(t[perm[b : b + self.batch_size]])
+        order = torch.randperm(len(batches), generator=self.gen).tolist()
+        self._queue = [batches[i] for i in order]
+        self.epoch += 1
+
+    def next(self) -> torch.Tensor:
+        if not self._queue:
+            self._refill()
+        return self._queue.pop()
+
+
+def epoch_steps(n_sequences: int, batch_size: int, epochs: int = 1) -> int:
+    """Optimizer steps of ``epochs`` passes over ``n_sequences`` (the last batch may be short)."""
+    if batch_size < 1 or n_sequences < 1 or epochs < 0:
+        raise ValueError(
+            f"need n_sequences >= 1, batch_size >= 1 and epochs >= 0, got {n_sequences}, "
+            f"{batch_size}, {epochs}"
+        )
+    return int(epochs) * math.ceil(n_sequences / batch_size)
+
+
+def _lr_lambda(schedule: str, warmup_steps: int, total: int):
+    def f(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        frac = min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
+        if schedule == "linear":
+            return max(0.0, 1.0 - frac)
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    return f
+
+
+def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.98)):
+    """AdamW with decoupled weight decay on matrices only (not on biases and norms)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    dev = decay[0].device if decay else torch.device("cpu")
+    kw: dict[str, Any] = {"lr": lr, "betas": tuple(betas)}
+    try:
+        return (
+            torch.optim.AdamW(groups, fused=True, **kw)
+            if dev.type in ("cpu", "cuda")
+            else torch.optim.AdamW(groups, foreach=True, **kw)
+        )
+    except (RuntimeError, TypeError):  # pragma: no cover - older torch without fused CPU AdamW
+        return torch.optim.AdamW(groups, foreach=True, **kw)
+
+
+def lm_loss(model, batch: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over every position of the (unpadded) batch."""
+    out = model(input_ids=batch[:, :-1], use_cache=False)
+    logits = out.logits if hasattr(out, "logits") else out[0]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1))
+
+
+def train_model(model, sets, config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
+    """Train ``model`` on ``sets.train_sequences`` with the rule of ``config`` (see module doc).
+
+    Deterministic for a seed on the CPU. On CUDA it runs under bf16 autocast unless
+    ``bf16=False``. ``threads`` sets torch's CPU threads for the run (restored afterwards);
+    by default a model under ``SMALL_MODEL`` parameters trains on one thread, which is faster
+    for such tiny matrices and leaves the other cores to parallel runs (see ``run_sweep``).
+    Returns a :class:`TrainResult` (the trained model is ``result.model``).
+    """
+    cfg = config if config is not None else TrainConfig()
+    if overrides:
+        unknown = [k for k in overrides if k not in TrainConfig.__dataclass_fields__]
+        if unknown:
+            raise ValueError(
+                f"unknown training option(s) {', '.join(unknown)}; TrainConfig takes "
+                f"{', '.join(TrainConfig.__dataclass_fields__)}"
+            )
+        cfg = replace(cfg, **overrides)
+    _validate(cfg)
+    device = get_device(cfg.device)
+    model.to(device)
+    threads = cfg.threads
+    if threads is None and device.type == "cpu":
+        n_params = sum(p.numel() for p in model.parameters())
+        threads = 1 if n_params < SMALL_MODEL else None
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        return _train(model, sets, cfg, device)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(model, sets, cfg: TrainConfig, device) -> TrainResult:
+    bf16 = (device.type == "cuda") if cfg.bf16 is None else bool(cfg.bf16)
+    torch.manual_seed(int(cfg.seed))
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    data = _Batches(sets.train_sequences, int(cfg.batch_size), device, gen)
+    if cfg.rule == "epochs":
+        total = epoch_steps(len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs))
+    else:
+        total = int(cfg.max_steps)
+    schedule = cfg.schedule
+    if schedule == "auto":
+        schedule = "linear" if cfg.rule == "epochs" else "constant"
+    warm = int(round(cfg.warmup * total))
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(schedule, warm, total))
+    dom = sets.dominant
+    check = np.arange(len(dom.prompts))
+    if cfg.rr_sample and len(check) > cfg.rr_sample:  # a fixed random subset keeps checks cheap
+        check = np.sort(
+            np.random.default_rng(int(cfg.seed)).choice(check, cfg.rr_sample, replace=False)
+        )
+    check_prompts = [dom.prompts[i] for i in check]
+    check_answers = [dom.answers[i] for i in check]
+
+    def recall() -> float:
+        return float(answer_matches(model, check_prompts, check_answers).mean())
+
+    bar = None
+    if progress_enabled(cfg.progress):
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=f"train ({cfg.rule})", leave=False, mininterval=1.0)
+    history: list[dict] = []
+    losses: list[float] = []
+    best = float("inf")
+    stale = 0
+    converged = False
+    reason = "max_steps" if cfg.rule == "converge" else "epochs"
+    tokens = 0
+    step = 0
+    model.train()
+    t0 = time.perf_counter()
+    while step < total:
+        batch = data.next()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = lm_loss(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        tokens += batch.numel()
+        losses.append(float(loss.detach()))
+        if bar is not None:
+            bar.update(1)
+        if step % cfg.eval_every == 0 or step == total:
+            window = float(np.mean(losses[-cfg.eval_every :]))
+            rr = recall()
+            model.train()
+            history.append(
+                {
+                    "step": step,
+                    "epoch": step / data.batches_per_epoch,
+                    "loss": window,
+                    "RR": rr,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            if bar is not None:
+                bar.set_postfix(loss=f"{window:.3f}", RR=f"{rr:.2f}")
+            if cfg.rule == "converge":
+                if rr >= cfg.rr_threshold and step >= cfg.min_steps:
+                    converged, reason = True, "rr_threshold"
+                    break
+                if window < best * (1 - cfg.plateau_tol):
+                    best, stale = window, 0
+                else:
+                    stale += 1
+                    if stale >= cfg.patience and step >= cfg.min_steps:
+                        reason = "plateau"
+                        break
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    model.eval()
+    if cfg.rule == "epochs":
+        converged = bool(history and history[-1]["RR"] >= cfg.rr_threshold)
+    if cfg.checkpoint_dir:
+        Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(cfg.checkpoint_dir, safe_serialization=True)
+    return TrainResult(
+        model=model,
+        steps=step,
+        seconds=seconds,
+        tokens=tokens,
+        converged=converged,
+        stop_reason=reason,
+        history=pd.DataFrame(history, columns=["step", "epoch", "loss", "RR", "seconds"]),
+        config=cfg,
+    )
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    """Plain dictionary of a TrainConfig (for hashing and provenance)."""
+    return asdict(cfg)

@@ -1,0 +1,106 @@
+"""Tests of overshadow_lab.train: stopping rules, determinism, checkpoints, bad options."""
+
+import math
+
+import pytest
+import torch
+
+from overshadow_lab.data import make_knowledge_sets
+from overshadow_lab.metrics import evaluate
+from overshadow_lab.models import make_model
+from overshadow_lab.train import TrainConfig, lm_loss, progress_enabled, train_model
+
+
+@pytest.fixture(scope="module")
+def sets():
+    return make_knowledge_sets(P=3, L=3, n_sets=20, vocab=100, seed=0)
+
+
+def _train(sets, **kw):
+    model = make_model("nano", sets.vocab_size, seed=0)
+    return train_model(model, sets, progress=False, **kw)
+
+
+def test_epochs_rule_runs_exact_steps(sets):
+    r = _train(sets, rule="epochs", epochs=3, batch_size=16, eval_every=5)
+    per_epoch = math.ceil(len(sets.train_sequences) / 16)
+    assert r.steps == 3 * per_epoch
+    assert r.tokens == 3 * sum(len(s) for s in sets.train_sequences)
+    assert r.stop_reason == "epochs" and r.history["step"].iloc[-1] == r.steps
+    assert r.seconds > 0
+
+
+def test_converge_rule_stops_when_dominant_recalled(sets):
+    r = _train(sets, rule="converge", lr=1e-2, batch_size=32, eval_every=10, max_steps=600)
+    assert r.converged and r.stop_reason == "rr_threshold"
+    assert r.history["RR"].iloc[-1] >= 0.95 and r.steps < 600 and r.steps % 10 == 0
+    assert evaluate(r.model, sets, n_boot=0)["RR"] >= 0.95
+    # min_steps postpones the stop
+    r2 = _train(
+        sets, rule="converge", lr=1e-2, batch_size=32, eval_every=10, min_steps=r.steps + 50
+    )
+    assert r2.steps >= r.steps + 50
+
+
+def test_plateau_and_cap(sets):
+    r = _train(
+        sets, rule="converge", lr=1e-9, batch_size=128, eval_every=2, patience=3, max_steps=500
+    )
+    assert r.stop_reason == "plateau" and not r.converged and r.steps == 2 * 4
+    r = _train(
+        sets, rule="converge", lr=1e-9, batch_size=128, eval_every=2, patience=100, max_steps=6
+    )
+    assert r.stop_reason == "max_steps" and r.steps == 6
+
+
+def test_training_lowers_the_full_sequence_loss(sets):
+    model = make_model("nano", sets.vocab_size, seed=0)
+    batch = torch.tensor(sets.train_sequences)
+    with torch.no_grad():
+        before = float(lm_loss(model, batch))
+    train_model(model, sets, rule="epochs", epochs=5, lr=1e-2, progress=False)
+    with torch.no_grad():
+        assert float(lm_loss(model, batch)) < before - 0.5
+
+
+def test_deterministic_on_cpu(sets):
+    a = _train(sets, rule="epochs", epochs=2, eval_every=3, seed=4)
+    b = _train(sets, rule="epochs", epochs=2, eval_every=3, seed=4)
+    c = _train(sets, rule="epochs", epochs=2, eval_every=3, seed=5)
+    assert a.history["loss"].tolist() == b.history["loss"].tolist() != c.history["loss"].tolist()
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_checkpoint_is_safetensors(sets, tmp_path):
+    _train(sets, rule="epochs", epochs=1, checkpoint_dir=str(tmp_path / "ck"))
+    assert (tmp_path / "ck" / "model.safetensors").is_file()
+
+
+def test_progress_env(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert not progress_enabled(True)
+    monkeypatch.setenv("TQDM_DISABLE", "")
+    assert progress_enabled(True) and not progress_enabled(False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"rule": "forever"}, r"rule must be one of converge, epochs"),
+        ({"batch_size": 0}, r"batch_size must be a whole number >= 1"),
+        ({"epochs": 2.5}, r"epochs must be a whole number"),
+        ({"rr_threshold": 95}, r"rr_threshold is a recall fraction in \(0, 1\]"),
+        ({"warmup": 5}, r"warmup is a fraction"),
+        ({"learning_rate": 1e-3}, r"unknown training option.*TrainConfig takes"),
+    ],
+)
+def test_bad_options(sets, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        train_model(make_model("nano", sets.vocab_size), sets, **kwargs)
+
+
+def test_config_object(sets):
+    cfg = TrainConfig(rule="epochs", epochs=1, progress=False)
+    r = train_model(make_model("nano", sets.vocab_size), sets, cfg, batch_size=64)
+    assert r.config.batch_size == 64 and r.steps == math.ceil(len(sets.train_sequences) / 64)
