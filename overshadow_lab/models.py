@@ -1,7 +1,7 @@
 """Causal language models for the lab: a size name, a hub id or a local folder.
 
 ``SIZES`` lists GPT-NeoX configurations (the architecture of Pythia, the paper's model family):
-first a CPU family from ~0.1M to ~10M parameters at vocabulary 2,000 (``nano`` ... ``medium``),
+first a CPU family from ~0.1M to ~10M parameters at vocabulary 2,000 (``pico`` ... ``medium``),
 then the shapes of the Pythia suite up to ~1B (``pythia-14m`` ... ``pythia-1b``, here with the
 vocabulary of the experiment, so their parameter counts differ from the released checkpoints').
 ``make_model`` builds any of them from scratch, or loads a hub id / local folder either with its
@@ -18,6 +18,7 @@ import torch
 
 # hidden size, layers, heads; intermediate = 4 * hidden (as in Pythia)
 SIZES: dict[str, dict] = {
+    "pico": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2},
     "nano": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2},
     "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4},
     "mini": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4},
@@ -29,7 +30,7 @@ SIZES: dict[str, dict] = {
     "pythia-410m": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
     "pythia-1b": {"hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 8},
 }
-CPU_SIZES: tuple[str, ...] = ("nano", "tiny", "mini", "small", "medium")
+CPU_SIZES: tuple[str, ...] = ("pico", "nano", "tiny", "mini", "small", "medium")
 GPU_SIZES: tuple[str, ...] = ("pythia-14m", "pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b")
 INITS = ("scratch", "pretrained")
 

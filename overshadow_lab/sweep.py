@@ -90,7 +90,7 @@ _GRIDS: dict[str, dict[str, list]] = {
     "cpu": {
         "P": [2, 5, 10, 25, 100],
         "L": [2, 5, 10],
-        "S": ["nano", "tiny", "mini", "small", "medium"],
+        "S": ["pico", "nano", "tiny", "mini", "small", "medium"],
     },
     "gpu": {
         "P": [2, 5, 10, 25, 50, 100],

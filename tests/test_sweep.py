@@ -32,9 +32,10 @@ def test_plan_and_hash():
 
 def test_tiers_and_grids():
     assert tier_defaults("cpu")["size"] == "tiny"
-    assert default_grid("P", "cpu") == [2, 5, 10, 25, 50, 100]
+    assert default_grid("P", "cpu") == [2, 5, 10, 25, 100]
+    assert default_grid("P", "gpu") == [2, 5, 10, 25, 50, 100]
     sizes = [size_parameters(s) for s in default_grid("S", "cpu")]
-    assert sizes == sorted(sizes) and sizes[-1] / sizes[0] > 50
+    assert sizes == sorted(sizes) and sizes[-1] / sizes[0] >= 100
     gpu = [size_parameters(s) for s in default_grid("S", "gpu")]
     assert gpu[-1] / gpu[0] > 100
 
