@@ -60,8 +60,8 @@ def _code_cells(path: Path) -> list[str]:
     return chunks
 
 
-def _worker(path: str, names: list[str]) -> None:
-    """Run inside the child process: execute the submission, then every applicable check."""
+def _evaluate(path: str, names: list[str]) -> dict:
+    """Execute one submission, then run every applicable check; never raises."""
     import contextlib
     import io
     import traceback
@@ -73,27 +73,92 @@ def _worker(path: str, names: list[str]) -> None:
     sink = io.StringIO()
     for i, chunk in enumerate(_code_cells(Path(path))):
         try:
-            with contextlib.redirect_stdout(sink):
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
                 exec(compile(chunk, f"{Path(path).name}[cell {i}]", "exec"), namespace)
         except BaseException as err:  # noqa: BLE001 - keep grading what was defined
             last = traceback.format_exception_only(type(err), err)[-1].strip()
             errors.append(f"cell {i}: {last}")
-    wanted = names or list(REGISTRY)
     results = {}
-    for name in wanted:
+    for name in names or list(REGISTRY):
         fn = namespace.get(name)
         if name not in REGISTRY or not callable(fn):
             continue
         try:
-            res = REGISTRY[name].run(fn)
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                res = REGISTRY[name].run(fn)
             results[name] = {"passed": res.passed, "message": res.message}
         except BaseException as err:  # noqa: BLE001
             results[name] = {"passed": False, "message": f"check crashed: {type(err).__name__}: {err}"}
-    print(_RESULT_MARK + json.dumps({"results": results, "errors": errors}))
+    return {"results": results, "errors": errors}
 
 
-def grade_one(path: Path, names: list[str], timeout: float) -> dict:
-    """Grade one submission in a child process; never raises."""
+def _worker(path: str, names: list[str]) -> None:
+    """Entry point of a grading subprocess: print the result as one marked JSON line."""
+    print(_RESULT_MARK + json.dumps(_evaluate(path, names)))
+
+
+def _forked_child(path: str, names: list[str], conn) -> None:
+    try:
+        os.chdir(Path(path).parent)
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        except Exception:  # noqa: BLE001 - matplotlib is optional for a submission
+            pass
+        conn.send(_evaluate(path, names))
+    finally:
+        conn.close()
+        os._exit(0)  # never run the parent's clean-up (pytest, atexit) in the child
+
+
+def _grade_forked(path: Path, names: list[str], timeout: float) -> dict:
+    """Grade in a forked child: the package is imported once, in the parent, for all students."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_forked_child, args=(str(path), names, sender), daemon=True)
+    proc.start()
+    sender.close()
+    result, timed_out = None, False
+    try:
+        if receiver.poll(timeout):
+            result = receiver.recv()
+        else:
+            timed_out = True
+    except EOFError:  # the child died before it could answer
+        result = None
+    finally:
+        receiver.close()
+    if timed_out:
+        proc.kill()
+    proc.join(timeout=5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    if result is not None:
+        return result
+    if timed_out:
+        return {"results": {}, "errors": [f"timed out after {timeout:g} s"]}
+    return {"results": {}, "errors": [f"the submission stopped the grader (exit code {proc.exitcode})"]}
+
+
+def grade_one(path: Path, names: list[str], timeout: float, isolation: str = "auto") -> dict:
+    """Grade one submission in a child process; never raises.
+
+    ``isolation="fork"`` forks the grader (fast: the package is imported once), ``"subprocess"``
+    starts a fresh interpreter per submission (slower, fully independent); ``"auto"`` forks where
+    the platform allows it.
+    """
+    if isolation == "auto":
+        isolation = "fork" if hasattr(os, "fork") and sys.platform != "darwin" else "subprocess"
+    if isolation == "fork":
+        return _grade_forked(path, names, timeout)
+    return _grade_subprocess(path, names, timeout)
+
+
+def _grade_subprocess(path: Path, names: list[str], timeout: float) -> dict:
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     code = "import sys, json; from overshadow_lab.grading import _worker; _worker(sys.argv[1], json.loads(sys.argv[2]))"
     try:
@@ -116,6 +181,7 @@ def grade(
     chapter: str | None = None,
     timeout: float = 300.0,
     progress: bool = True,
+    isolation: str = "auto",
 ) -> pd.DataFrame:
     """Grade every submission in ``folder``; one row per submission.
 
@@ -123,6 +189,7 @@ def grade(
     (the failure messages) and ``error`` (what went wrong running the submission, if anything).
     The exercises graded are ``exercises`` if given, else those of ``chapter``, else every
     exercise that at least one submission defines; an exercise a submission lacks scores 0.
+    ``isolation`` is passed to :func:`grade_one`.
     """
     from tqdm import tqdm
 
@@ -142,7 +209,7 @@ def grade(
         raise FileNotFoundError(f"no .py or .ipynb submissions found in {str(folder)!r}")
     raw = {}
     for sub in tqdm(subs, desc="grading", unit="submission", disable=not progress):
-        raw[sub] = grade_one(sub, names, timeout)
+        raw[sub] = grade_one(sub, names, timeout, isolation)
     if not names:
         names = sorted({n for r in raw.values() for n in r["results"]}, key=list(REGISTRY).index)
     rows = []

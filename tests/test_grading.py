@@ -26,10 +26,9 @@ def _notebook(*sources):
     return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
-@pytest.fixture
-def submissions(tmp_path):
-    d = tmp_path / "subs"
-    d.mkdir()
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    d = tmp_path_factory.mktemp("subs")
     (d / "alice.py").write_text(GOOD)
     (d / "bob.py").write_text(NO_PERCENT)
     (d / "carol.py").write_text("def relative_hallucination_rate(hr, rr:\n")  # syntax error
@@ -44,8 +43,21 @@ def test_find_submissions_ignores_other_files(submissions):
     assert names == ["alice.py", "bob.py", "carol.py", "dave.py", "erin.ipynb"]
 
 
-def test_grade_scores_each_submission_and_survives_broken_ones(submissions):
-    df = grade(submissions, progress=False, timeout=120).set_index("submission")
+@pytest.fixture(scope="module")
+def graded(submissions):
+    return grade(submissions, progress=False, timeout=120, isolation="fork")
+
+
+def test_subprocess_isolation_grades_the_same(tmp_path):
+    (tmp_path / "alice.py").write_text(GOOD)
+    (tmp_path / "bob.py").write_text(NO_PERCENT)
+    df = grade(tmp_path, progress=False, timeout=120, isolation="subprocess")
+    assert list(df["score"]) == [1, 0]
+    assert "multiply the ratio by 100" in df.loc[1, "feedback"]
+
+
+def test_grade_scores_each_submission_and_survives_broken_ones(graded):
+    df = graded.set_index("submission")
     assert df.loc["alice.py", "score"] == 1 and df.loc["alice.py", "max_score"] == 1
     assert df.loc["bob.py", "score"] == 0
     assert "multiply the ratio by 100" in df.loc["bob.py", "feedback"]
@@ -55,20 +67,26 @@ def test_grade_scores_each_submission_and_survives_broken_ones(submissions):
     assert df.loc["erin.ipynb", "score"] == 1 and "RuntimeError: oops" in df.loc["erin.ipynb", "error"]
 
 
-def test_hanging_submission_times_out(tmp_path):
+@pytest.mark.parametrize("isolation", ["fork", "subprocess"])
+def test_hanging_submission_times_out(tmp_path, isolation):
     (tmp_path / "slow.py").write_text("import time\ntime.sleep(60)\n")
-    df = grade(tmp_path, exercises=["relative_hallucination_rate"], progress=False, timeout=3)
+    df = grade(tmp_path, exercises=["relative_hallucination_rate"], progress=False, timeout=3,
+               isolation=isolation)
     assert df.loc[0, "score"] == 0 and "timed out after 3 s" in df.loc[0, "error"]
     assert "relative_hallucination_rate: not defined" in df.loc[0, "feedback"]
 
 
-def test_cli_writes_scores_csv(submissions, tmp_path, capsys):
+def test_cli_writes_scores_csv(tmp_path, capsys):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "alice.py").write_text(GOOD)
+    (subs / "bob.py").write_text(NO_PERCENT)
     out = tmp_path / "scores.csv"
-    assert main(["grade", str(submissions), "--out", str(out), "--chapter", "introduction"]) == 0
+    assert main(["grade", str(subs), "--out", str(out), "--chapter", "introduction"]) == 0
     df = pd.read_csv(out)
     assert list(df.columns[:4]) == ["submission", "score", "max_score", "relative_hallucination_rate"]
-    assert len(df) == 5 and df["score"].sum() == 2
-    assert "wrote 5 rows" in capsys.readouterr().out
+    assert list(df["score"]) == [1, 0]
+    assert "wrote 2 rows" in capsys.readouterr().out
 
 
 def test_cli_bad_input_is_a_clean_error(tmp_path, capsys):

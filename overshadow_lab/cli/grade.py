@@ -18,6 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chapter", help="grade the exercises of this chapter (e.g. introduction)")
     p.add_argument("--exercises", help="comma-separated exercise names to grade")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per submission (default 300)")
+    p.add_argument("--isolation", choices=("auto", "fork", "subprocess"), default="auto",
+                   help="how each submission is isolated: a forked grader (fast) or a fresh "
+                   "interpreter per submission (slower, fully independent); default auto")
     p.add_argument("--list", action="store_true", help="list the known exercises and exit")
     p.set_defaults(func=run)
 
@@ -32,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.submissions or not args.out:
         raise ValueError("give a submissions folder and --out FILE.csv (or --list to see the exercises)")
     names = [n.strip() for n in args.exercises.split(",") if n.strip()] if args.exercises else None
-    df = grade(args.submissions, exercises=names, chapter=args.chapter, timeout=args.timeout)
+    df = grade(args.submissions, exercises=names, chapter=args.chapter, timeout=args.timeout,
+               isolation=args.isolation)
     write_csv_atomic(df, args.out)
     print(df[["submission", "score", "max_score"]].to_string(index=False))
     print(f"wrote {len(df)} rows to {args.out}")
