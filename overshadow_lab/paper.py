@@ -38,3 +38,23 @@ def paper_figures(path: str | Path | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(PAPER_FIGURE_COLUMNS)}")
     return df
+
+
+# Table 3 of the law paper [B]: exact match (%) of decoding methods, as printed in the paper.
+# These are the paper's numbers (Llama-2-7b-chat and Mistral-7b), not measurements of ours.
+PAPER_TABLE3_LABEL = "paper (Zhang et al. 2025, Table 3)"
+PAPER_TABLE3_COLUMNS = ("proverb", "translate", "hate", "science", "NQ-Swap", "Overshadow time", "syn")
+_PAPER_TABLE3_ROWS = (
+    ("Llama-2-7b-chat", "greedy", (28.8, 47.5, 9.0, 33.4, 8.5, 41.4, 20.8)),
+    ("Llama-2-7b-chat", "DoLa", (32.5, 50.9, 10.0, 33.0, 13.8, 53.6, 31.8)),
+    ("Llama-2-7b-chat", "CoDA", (41.9, 56.2, 16.0, 38.9, 26.8, 65.0, 46.8)),
+    ("Mistral-7b", "greedy", (31.3, 49.4, 14.0, 36.7, 12.6, 39.5, 21.6)),
+    ("Mistral-7b", "CoDA", (42.5, 58.6, 22.0, 43.7, 27.7, 61.2, 49.5)),
+)
+
+
+def paper_table3() -> pd.DataFrame:
+    """Table 3 of [B] (EM in percent): one row per (model, method), one column per task."""
+    rows = [{"model": m, "method": meth, **dict(zip(PAPER_TABLE3_COLUMNS, vals, strict=True))}
+            for m, meth, vals in _PAPER_TABLE3_ROWS]
+    return pd.DataFrame(rows)

@@ -1,0 +1,225 @@
+"""Benchmark loaders (schema errors name file and line), sampling, scoring, evaluation wiring."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from overshadow_lab import benchmarks as bm
+from overshadow_lab.paths import data_dir
+
+MEMO_CSV = (
+    "prompt,classes,answer_index\n"
+    '"Write a quote that ends in the word ""heavy"": Absence makes the heart grow","[\' heavy.\', \' fonder.\']",0\n'
+    "\"Translate into English.\nline two\nto:\nThe absent are always in the\",\"[' wrong.', ' background.']\",1\n"
+)
+
+
+def tiny_lm(words=None, seed=0):
+    """A word-level tokenizer and a tiny random Llama over it (no files, no network)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    base = ["[PAD]", "[UNK]", "[EOS]", "\n", ".", ",", ":", "?", "Context", "Question", "Answer"]
+    words = sorted(set(words or []) - set(base))
+    vocab = {w: i for i, w in enumerate(base + words)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        eos_token="[EOS]",
+        padding_side="left",
+    )
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+        pad_token_id=0,
+        eos_token_id=2,
+        bos_token_id=None,
+    )
+    return LlamaForCausalLM(cfg).eval(), tok
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+# ---- loading and validation ----------------------------------------------------------------
+def test_memotrap_csv_parses_multiline_prompts(tmp_path):
+    p = _write(tmp_path, "1-proverb-ending.csv", MEMO_CSV)
+    df = bm.load_memotrap(p)
+    assert len(df) == 2 and set(df["subtask"]) == {"proverb"}
+    assert df.loc[1, "answer"] == " background." and df.loc[1, "memorised"] == [" wrong."]
+    assert df.loc[0, "source"].endswith(":2") and df.loc[1, "source"].endswith(":3")
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ('"p","[\' a\']",0', "at least two"),
+        ('"p","not a list",0', "list literal"),
+        ("\"p\",\"[' a', ' b']\",2", "outside 0..1"),
+        ("\"p\",\"[' a', ' b']\",x", "must be an integer"),
+        ("\"\",\"[' a', ' b']\",0", "empty prompt"),
+    ],
+)
+def test_memotrap_bad_row_names_file_and_line(tmp_path, bad, message):
+    p = _write(tmp_path, "3-hate-speech-ending.csv", MEMO_CSV + bad + "\n")
+    # the header is line 1, the two-line... second row spans lines 3-6, the bad row is line 7
+    with pytest.raises(ValueError, match=rf"3-hate-speech-ending\.csv:7: .*{message}"):
+        bm.load_memotrap(p)
+
+
+def test_memotrap_bad_header_and_missing(tmp_path):
+    with pytest.raises(ValueError, match=r"x\.csv:1: expected the header"):
+        bm.load_memotrap(_write(tmp_path, "x.csv", "a,b,c\n1,2,3\n"))
+    with pytest.raises(FileNotFoundError, match="none of the MemoTrap CSVs"):
+        bm.load_memotrap(tmp_path / "x.csv" if False else _empty_dir(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        bm.load_memotrap(tmp_path / "nowhere")
+
+
+def _empty_dir(tmp_path):
+    d = tmp_path / "empty"
+    d.mkdir()
+    return d
+
+
+NQ_ROW = {
+    "question": "who wrote it",
+    "org_context": "<P> Ann wrote it . </P>",
+    "org_answer": ["Ann"],
+    "sub_context": "<P> Bob wrote it . </P>",
+    "sub_answer": ["Bob"],
+}
+
+
+def test_nq_swap_loads_and_validates(tmp_path):
+    good = json.dumps(NQ_ROW) + "\n"
+    df = bm.load_nq_swap(_write(tmp_path, "a.jsonl", good + good))
+    assert len(df) == 2 and df.loc[0, "sub_answer"] == ["Bob"]
+    bad = dict(NQ_ROW, sub_answer=[])
+    with pytest.raises(ValueError, match=r"b\.jsonl:3: field 'sub_answer'"):
+        bm.load_nq_swap(_write(tmp_path, "b.jsonl", good + good + json.dumps(bad) + "\n"))
+    with pytest.raises(ValueError, match=r"c\.jsonl:2: not valid JSON"):
+        bm.load_nq_swap(_write(tmp_path, "c.jsonl", good + "{oops\n"))
+    with pytest.raises(ValueError, match=r"d\.jsonl:1: field 'question'"):
+        bm.load_nq_swap(_write(tmp_path, "d.jsonl", json.dumps(dict(NQ_ROW, question="")) + "\n"))
+
+
+@pytest.mark.skipif(data_dir() is None, reason="no local data folder")
+def test_local_slices_load():
+    mt = bm.load_memotrap()
+    assert set(mt["subtask"]) == set(bm.MEMOTRAP_FILES) and len(mt) > 1000
+    nq = bm.load_nq_swap()
+    assert len(nq) == 1427 and {"sub_answer", "org_answer"} <= set(nq.columns)
+
+
+def test_fetchers_use_the_download_function(tmp_path):
+    calls = []
+
+    def fake(url):
+        calls.append(url)
+        if "/main/" in url:
+            raise OSError("404")
+        return MEMO_CSV.encode()
+
+    folder = (
+        bm.fetch_memotrap(tmp_path / "mt", download=fake)
+        if (tmp_path / "mt").mkdir() is None
+        else None
+    )
+    assert sorted(p.name for p in folder.glob("*.csv")) == sorted(bm.MEMOTRAP_FILES.values())
+    assert any("/master/" in u for u in calls)  # falls back from main to master
+    pages = [
+        {"rows": [{"row": NQ_ROW}] * 100, "num_rows_total": 150},
+        {"rows": [{"row": NQ_ROW}] * 50, "num_rows_total": 150},
+    ]
+    (tmp_path / "nq").mkdir()
+    path = bm.fetch_nq_swap(tmp_path / "nq", download=lambda url: json.dumps(pages.pop(0)).encode())
+    assert len(bm.load_nq_swap(path)) == 150
+
+    def offline(url):
+        raise OSError("no network")
+
+    (tmp_path / "nq2").mkdir()
+    with pytest.raises(FileNotFoundError, match="pass --data"):
+        bm.fetch_nq_swap(tmp_path / "nq2", download=offline)
+
+
+# ---- sampling and scoring ------------------------------------------------------------------
+def test_sample_rows_is_seeded_and_spread():
+    df = pd.DataFrame({"subtask": ["a"] * 50 + ["b"] * 30 + ["c"] * 3, "x": range(83)})
+    s = bm.sample_rows(df, 20, seed=1, by="subtask")
+    counts = s["subtask"].value_counts().to_dict()
+    assert counts == {"a": 9, "b": 8, "c": 3}  # c has only 3: the rest goes to a and b
+    assert s.equals(bm.sample_rows(df, 20, seed=1, by="subtask"))
+    assert not s.equals(bm.sample_rows(df, 20, seed=2, by="subtask"))
+    assert len(bm.sample_rows(df, 500, seed=0)) == 83
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        bm.sample_rows(df, 0)
+
+
+def test_normalisation_and_exact_match():
+    assert bm.normalize_answer("The  Beatles!") == "beatles"
+    assert bm.cut_answer(" Paris, France") == " Paris"
+    assert bm.cut_answer(" 1,000 people.") == " 1,000 people"
+    assert bm.exact_match(" the Eagles.\nMore", ["Eagles"])
+    assert not bm.exact_match(" Eagles band", ["Eagles"])
+    assert not bm.exact_match("", [""])
+    # MemoTrap's science answers are the letters A/B: articles must not be dropped there
+    assert bm.exact_match(" A. The Earth", [" A"], articles=False)
+    assert not bm.exact_match(" B", [" A"], articles=False)
+
+
+def test_prompts():
+    assert (
+        bm.nq_swap_prompt(NQ_ROW)
+        == "Context: <P> Bob wrote it . </P>\nQuestion: who wrote it?\nAnswer:"
+    )
+    assert bm.nq_swap_prompt(NQ_ROW, with_context=False) == "Question: who wrote it?\nAnswer:"
+    assert bm.memotrap_plain_prompt('Write a quote that ends in "x": All is') == "All is"
+    assert bm.memotrap_plain_prompt("Translate.\nfoo\nto:\nThe absent") == "The absent"
+
+
+def test_summaries():
+    s = bm.em_summary([1, 0, 1, 1])
+    assert s["em"] == 0.75 and s["em_lo"] <= 0.75 <= s["em_hi"] and s["n"] == 4
+    d = bm.paired_difference([1, 1, 1, 0], [0, 0, 1, 0])
+    assert d["diff"] == 0.5 and d["diff_lo"] <= 0.5 <= d["diff_hi"]
+
+
+# ---- evaluation wiring with a tiny model ------------------------------------------------------
+def test_evaluate_generation_and_loglik(tmp_path):
+    mt = bm.load_memotrap(_write(tmp_path, "1-proverb-ending.csv", MEMO_CSV))
+    nq = bm.load_nq_swap(_write(tmp_path, "n.jsonl", json.dumps(NQ_ROW) + "\n"))
+    text = (
+        " ".join(mt["prompt"])
+        + " heavy fonder wrong background "
+        + bm.nq_swap_prompt(NQ_ROW)
+        + " Ann Bob"
+    )
+    model, tok = tiny_lm(text.replace("\n", " ").replace('"', " ").split())
+    for bench, df in (("memotrap", mt), ("nq_swap", nq)):
+        for method in ("greedy", "coda", "cad"):
+            res = bm.evaluate_generation(model, tok, bench, df, method, max_new_tokens=4)
+            assert len(res) == len(df) and res["em"].dtype == bool
+            assert ("alarm" in res.columns) == (method == "coda")
+    ll = bm.memotrap_loglik(model, tok, mt)
+    assert set(ll.columns) >= {"pred_index", "correct", "margin"} and len(ll) == 2
+    assert ll["correct"].tolist() == (ll["margin"] > 0).tolist()

@@ -1,0 +1,302 @@
+"""CoDA and the contrastive baselines: the fast processor equals the readable loop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
+
+from overshadow_lab.decoding import (
+    CADLogitsProcessor,
+    CoDAConfig,
+    CoDALogitsProcessor,
+    alarm_metrics,
+    candidate_spans,
+    coda_reference,
+    coda_step,
+    dola_layers,
+    generate,
+    mask_span,
+    plausible,
+    with_options,
+)
+
+VOCAB = 48
+
+
+def _llama(seed=0):
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.3,
+        pad_token_id=0,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def _neox(seed=0):
+    torch.manual_seed(seed)
+    cfg = GPTNeoXConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        initializer_range=0.4,
+        rotary_pct=0.25,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    return GPTNeoXForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return _llama()
+
+
+@pytest.fixture(scope="module")
+def neox():
+    return _neox()
+
+
+def _prompts(n=8, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(3, 10, (n,), generator=g).tolist()
+    return [torch.randint(1, VOCAB, (k,), generator=g).tolist() for k in lengths]
+
+
+PROMPTS = _prompts()
+
+
+# ---- the arithmetic ----------------------------------------------------------------------------
+def test_coda_step_matches_a_hand_computation():
+    p = torch.tensor([0.6, 0.3, 0.1, 1e-6])
+    pm = torch.tensor([0.9, 0.0005, 0.0995, 1e-6])
+    st = coda_step(p.log(), pm.log(), alpha=0.01)
+    # common = {0, 2}, S = {0}, V_esc = {1}
+    assert st.rpmi_sum.item() == pytest.approx(math.log(0.6 / 0.9), rel=1e-5)
+    assert st.erm.item() == pytest.approx(math.log(0.3 / 0.9), rel=1e-5)
+    assert st.indicator.item() == pytest.approx(math.log(2 / 9), rel=1e-5)
+    expected = torch.tensor(
+        [math.log(0.6 / 0.9), math.log(0.3 / 0.9), math.log(0.1 / 0.0995), -math.inf]
+    )
+    assert torch.allclose(st.scores, expected)
+    assert int(st.scores.argmax()) == 2
+
+
+def test_coda_step_positive_indicator_and_empty_s():
+    # masking the span makes token 0 much more likely and token 1 escape: overshadowed
+    p = torch.tensor([0.4, 0.35, 0.245, 0.005]).log()
+    pm = torch.tensor([0.8895, 0.001, 0.1, 0.0095]).log()
+    st = coda_step(p, pm)
+    # S = {0, 3}; min_S log p(.|X') = log 0.0095; V_esc = {1}
+    erm = math.log(0.35 / 0.0095)
+    assert st.erm.item() == pytest.approx(erm, rel=1e-5)
+    assert st.indicator.item() == pytest.approx(
+        math.log(0.4 / 0.8895) + math.log(0.005 / 0.0095) + erm, rel=1e-5
+    )
+    assert st.indicator.item() > 0 and int(st.scores.argmax()) == 1
+    # S empty: "skip" gives -inf (no alarm), "common_min" uses min over V_top(X')
+    same = coda_step(p, p)
+    assert same.indicator.item() == -math.inf
+    assert coda_step(p, p, empty_s="common_min").indicator.item() == 0.0
+
+
+def test_plausible_head():
+    lp = torch.tensor([0.5, 0.004, 0.006, 0.49]).log()
+    assert plausible(lp, 0.01).tolist() == [True, False, True, True]
+
+
+def test_alarm_metrics():
+    m = alarm_metrics([1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3) and m["accuracy"] == pytest.approx(3 / 5)
+    with pytest.raises(ValueError, match="same length"):
+        alarm_metrics([1], [1, 0])
+
+
+# ---- spans and masks -------------------------------------------------------------------------------
+class _Tok:
+    vocab = [" The", " Eiff", "el", " Tower", " is", " in", "\n", "Paris", ".", " 19", "89", "<s>"]
+    all_special_ids = [11]
+
+    def decode(self, ids):
+        return "".join(self.vocab[i] for i in ids)
+
+
+def test_candidate_spans_word_entity_token():
+    ids = [11, 0, 1, 2, 3, 4, 5, 6, 7, 8, 5, 9, 10]
+    tok = _Tok()
+    words = candidate_spans(ids, "word", tok)
+    assert [tok.decode(ids[s:e]).strip() for s, e in words] == [
+        "The",
+        "Eiffel",
+        "Tower",
+        "is",
+        "in",
+        "Paris",
+        "in",
+        "1989",
+    ]
+    ents = candidate_spans(ids, "entity", tok)
+    assert [tok.decode(ids[s:e]).strip() for s, e in ents] == ["The Eiffel Tower", "Paris", "1989"]
+    assert candidate_spans(ids, "token", tok)[0] == (1, 2)  # the special token is skipped
+    assert candidate_spans(ids, "word", tok, max_candidates=2) == words[-2:]
+    assert candidate_spans([5], "token") == []  # never delete the whole prompt
+    with pytest.raises(ValueError, match="needs a tokenizer"):
+        candidate_spans(ids, "word")
+
+
+def test_mask_span():
+    assert mask_span([1, 2, 3, 4], (1, 3)) == [1, 4]
+    assert mask_span([1, 2, 3, 4], (1, 3), "replace", 0) == [1, 0, 0, 4]
+
+
+def test_config_validation_names_the_fix():
+    with pytest.raises(ValueError, match="mask_token_id"):
+        CoDAConfig(mask="replace")
+    with pytest.raises(ValueError, match="candidates"):
+        CoDAConfig(candidates="phrase")
+    with pytest.raises(ValueError, match="0.01"):
+        CoDAConfig(alpha=0)
+
+
+# ---- equivalence: processor == reference loop ---------------------------------------------------
+CONFIGS = [
+    CoDAConfig(),
+    CoDAConfig(select="first"),
+    CoDAConfig(detect="every_step"),
+    CoDAConfig(detect="every_step", select="first", empty_s="common_min"),
+    CoDAConfig(mask="replace", mask_token_id=0),
+    CoDAConfig(max_candidates=3, variant_batch_size=2),
+]
+
+
+@pytest.mark.parametrize(
+    "cfg", CONFIGS, ids=lambda c: f"{c.detect}-{c.select}-{c.mask}-{c.empty_s}"
+)
+@pytest.mark.parametrize("arch", ["llama", "neox"])
+def test_processor_equals_reference_loop(cfg, arch, llama, neox):
+    model = llama if arch == "llama" else neox
+    ref = [coda_reference(model, p, 6, cfg) for p in PROMPTS]
+    fast = generate(model, PROMPTS, "coda", 6, coda=cfg, batch_size=8)
+    assert fast.outputs == [r[0] for r in ref]
+    assert [d.alarm for d in fast.detections] == [r[1].alarm for r in ref]
+    assert [d.span for d in fast.detections] == [r[1].span for r in ref]
+    for d, (_, rd) in zip(fast.detections, ref, strict=True):
+        assert d.indicators == pytest.approx(rd.indicators, rel=1e-4, abs=1e-4)
+
+
+def test_the_tests_are_not_vacuous(llama, neox):
+    """Some prompts raise the alarm and some do not, and CoDA changes some outputs."""
+    for model in (llama, neox):
+        res = generate(model, PROMPTS, "coda", 6)
+        alarms = [d.alarm for d in res.detections]
+        assert 0 < sum(alarms) < len(alarms)
+        assert res.outputs != generate(model, PROMPTS, "greedy", 6).outputs
+
+
+@pytest.mark.parametrize("cfg", [CoDAConfig(), CoDAConfig(detect="every_step")])
+def test_contrast_off_equals_greedy(cfg, llama):
+    off = generate(llama, PROMPTS, "coda", 7, coda=with_options(cfg, amplify=False))
+    assert off.outputs == generate(llama, PROMPTS, "greedy", 7).outputs
+    assert any(d.alarm for d in off.detections)  # the alarm still runs
+
+
+def test_batch_equals_one_by_one(neox):
+    cfg = CoDAConfig(detect="every_step")
+    batched = generate(neox, PROMPTS, "coda", 6, coda=cfg, batch_size=len(PROMPTS))
+    single = [generate(neox, [p], "coda", 6, coda=cfg).outputs[0] for p in PROMPTS]
+    assert batched.outputs == single
+
+
+def test_a_prompt_without_candidates_keeps_its_place(llama):
+    prompts = [PROMPTS[0], [7], PROMPTS[1]]  # a one-token prompt has nothing to mask
+    fast = generate(llama, prompts, "coda", 4)
+    ref = [coda_reference(llama, p, 4) for p in prompts]
+    assert fast.outputs == [r[0] for r in ref]
+    assert [d.span for d in fast.detections] == [r[1].span for r in ref]
+    assert fast.detections[1].span is None and not fast.detections[1].alarm
+
+
+def test_one_pass_per_variant_equals_batched(llama):
+    a = generate(llama, PROMPTS, "coda", 5, coda=CoDAConfig(variant_batch_size=1))
+    b = generate(llama, PROMPTS, "coda", 5)
+    assert a.outputs == b.outputs
+
+
+def test_given_spans_and_eos(llama):
+    spans = [[(len(p) - 1, len(p))] for p in PROMPTS]
+    fast = generate(llama, PROMPTS, "coda", 6, spans=spans, eos_token_id=5)
+    for p, sp, out in zip(PROMPTS, spans, fast.outputs, strict=True):
+        ref, det = coda_reference(llama, p, 6, spans=sp, eos_token_id=5)
+        assert out == [t for t in ref if t != 5]
+        assert det.spans == sp
+
+
+def test_sampling_runs_and_is_seeded(llama):
+    a = generate(llama, PROMPTS, "coda", 6, do_sample=True, seed=3)
+    b = generate(llama, PROMPTS, "coda", 6, do_sample=True, seed=3)
+    assert a.outputs == b.outputs and all(len(o) == 6 for o in a.outputs)
+    off = generate(
+        llama, PROMPTS, "coda", 6, coda=CoDAConfig(amplify=False), do_sample=True, seed=3
+    )
+    assert off.outputs == generate(llama, PROMPTS, "greedy", 6, do_sample=True, seed=3).outputs
+
+
+def test_processor_rejects_a_different_batch(llama):
+    proc = CoDALogitsProcessor(llama, PROMPTS[:2])
+    with pytest.raises(ValueError, match="built for 2 prompts"):
+        proc(torch.ones((3, 4), dtype=torch.long), torch.zeros((3, VOCAB)))
+
+
+# ---- baselines -------------------------------------------------------------------------------------
+def test_cad_alpha_zero_is_greedy_and_alpha_changes_it(llama):
+    plain = [p[2:] if len(p) > 3 else p for p in PROMPTS]
+    greedy = generate(llama, PROMPTS, "greedy", 5).outputs
+    assert generate(llama, PROMPTS, "cad", 5, plain_prompts=plain, cad_alpha=0.0).outputs == greedy
+    assert generate(llama, PROMPTS, "cad", 5, plain_prompts=plain, cad_alpha=2.0).outputs != greedy
+
+
+def test_cad_matches_its_formula(llama):
+    p, plain = PROMPTS[0], PROMPTS[0][2:]
+    proc = CADLogitsProcessor(llama, [plain], alpha=0.7)
+    with torch.no_grad():
+        logits = llama(torch.tensor([p])).logits[:, -1]
+        plain_lp = torch.log_softmax(llama(torch.tensor([plain])).logits[:, -1], -1)
+    out = proc(torch.tensor([p]), logits)
+    expected = 1.7 * torch.log_softmax(logits, -1) - 0.7 * plain_lp
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_expert_amateur_and_dola(llama, neox):
+    amateur = _llama(seed=5)
+    cd = generate(llama, PROMPTS, "cd", 4, amateur=amateur)
+    assert all(len(o) == 4 and max(o) < VOCAB for o in cd.outputs)
+    assert cd.outputs != generate(llama, PROMPTS, "greedy", 4).outputs
+    dola = generate(neox, PROMPTS, "dola", 4, dola_layers=[0, 2])
+    assert all(len(o) == 4 for o in dola.outputs)
+    assert dola_layers(32, "low") == list(range(0, 16, 2)) and dola_layers(32, "high")[0] == 16
+    with pytest.raises(ValueError, match="needs amateur"):
+        generate(llama, PROMPTS, "cd", 4)
+    with pytest.raises(ValueError, match="unknown decoding method"):
+        generate(llama, PROMPTS, "beam", 4)
