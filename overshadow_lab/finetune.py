@@ -19,12 +19,10 @@ Four pieces, used by the chapter "Fine-tuning experiments on GPU" and by ``scrip
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ import pandas as pd
 import torch
 
 from overshadow_lab.device import get_device, get_tier
-from overshadow_lab.paths import repo_root
+from overshadow_lab.paths import git_commit, git_dirty
 
 RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
 
@@ -578,29 +576,7 @@ def provenance(wall_seconds: float | None = None, device: str | None = None) -> 
     import overshadow_lab
 
     dev = get_device(device)
-    commit, dirty = "unknown", None
-    root = repo_root()
-    if root is not None:
-        with contextlib.suppress(Exception):
-            commit = (
-                subprocess.run(
-                    ["git", "-C", str(root), "rev-parse", "HEAD"],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                    check=True,
-                ).stdout.strip()
-                or "unknown"
-            )
-            dirty = bool(
-                subprocess.run(
-                    ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                    check=True,
-                ).stdout.strip()
-            )
+    commit, dirty = git_commit(), git_dirty()
     gpus = []
     if torch.cuda.is_available():
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

@@ -69,3 +69,30 @@ def results_dir(*parts: str) -> Path:
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _git(*args: str) -> str | None:
+    root = repo_root()
+    if root is None:
+        return None
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
+        )
+    except Exception:  # noqa: BLE001 - no git, not a repository, a timeout: provenance unknown
+        return None
+    return out.stdout.strip()
+
+
+def git_commit(short: bool = False) -> str:
+    """The checkout's commit (for provenance), or ``"unknown"`` outside a git checkout."""
+    out = _git("rev-parse", "--short=12" if short else "--verify", "HEAD")
+    return out or "unknown"
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit; None when that cannot be known."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return None if out is None else bool(out)

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -31,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from overshadow_lab.device import get_device, get_tier
-from overshadow_lab.paths import repo_root
+from overshadow_lab.paths import git_commit
 
 FACTORS = ("P", "L", "S")
 
@@ -228,27 +227,13 @@ def provenance(device: str | None = None) -> dict:
 
     import overshadow_lab
 
-    commit = "unknown"
-    root = repo_root()
-    if root is not None:
-        with contextlib.suppress(Exception):
-            commit = (
-                subprocess.run(
-                    ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                    check=True,
-                ).stdout.strip()
-                or "unknown"
-            )
     return {
         "package": overshadow_lab.__version__,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "device": str(get_device(device)),
-        "commit": commit,
+        "commit": git_commit(short=True),
     }
 
 

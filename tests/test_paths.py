@@ -28,3 +28,12 @@ def test_cache_and_results_dirs_are_created(monkeypatch, tmp_path):
     assert cache_dir("models", "x").is_dir()
     assert results_dir("lab") == tmp_path / "res" / "lab"
     assert (tmp_path / "res" / "lab").is_dir()
+
+
+def test_git_provenance_of_the_checkout():
+    from overshadow_lab.paths import git_commit, git_dirty
+
+    full, short = git_commit(), git_commit(short=True)
+    assert len(full) == 40 and int(full, 16) >= 0
+    assert full.startswith(short) and len(short) == 12
+    assert git_dirty() in (True, False)
