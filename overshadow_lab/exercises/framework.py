@@ -59,6 +59,9 @@ class CheckResult:
     n_cases: int
     message: str
 
+    def _ipython_display_(self) -> None:
+        """In a notebook the check has already printed its verdict; show nothing more."""
+
 
 @dataclass
 class Exercise:
@@ -163,6 +166,8 @@ def close(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-7) -> bool:
 
 
 def _short(x: Any, limit: int = 80) -> str:
+    if isinstance(x, np.generic):  # show np.float64(0.5) as 0.5
+        x = x.item()
     if isinstance(x, float) and math.isnan(x):
         return "nan"
     arr = _to_numeric(x)
