@@ -12,9 +12,12 @@ Rules (SPEC §3):
 
 Speed on a CPU comes from doing little besides the model's own work: the corpus is turned once
 into tensors grouped by sequence length (synthetic corpora have one length, so no padding and no
-attention mask), batches are index slices of those tensors, the loss is computed from the
-logits directly, AdamW is the fused/foreach implementation, and RR is read from one
-teacher-forced forward pass instead of ``generate``.
+attention mask), batches are index slices of those tensors, GPT-NeoX models run a lean forward
+(:mod:`overshadow_lab.neox`), the output layer and the loss are one fused step
+(:class:`LinearCrossEntropy`), AdamW is the fused/foreach implementation, and RR is read from
+one teacher-forced forward pass instead of ``generate``. ``TrainConfig(fast=False)`` trains
+through the model's own forward instead (same results up to float rounding);
+``benchmarks/train_throughput.py`` measures the difference against a plain ``Trainer``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from overshadow_lab.device import get_device
 from overshadow_lab.metrics import answer_matches
 
 RULES = ("converge", "epochs")
-SMALL_MODEL = 3_000_000  # parameters; below this a CPU run uses one thread by default
 SCHEDULES = ("auto", "constant", "linear", "cosine")
 
 
@@ -65,6 +67,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     threads: int | None = None
     rr_sample: int | None = 1024
+    fast: bool = True
 
 
 @dataclass
@@ -189,20 +192,107 @@ def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.98)):
         return torch.optim.AdamW(groups, foreach=True, **kw)
 
 
-def lm_loss(model, batch: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over every position of the (unpadded) batch."""
-    out = model(input_ids=batch[:, :-1], use_cache=False)
+class LinearCrossEntropy(torch.autograd.Function):
+    """``cross_entropy(h @ W.T + b, target)`` (mean) with a hand-written backward.
+
+    The output layer and the loss are one step: the forward turns the logits into
+    probabilities in place and keeps them; the backward subtracts one at the targets and
+    multiplies back through ``W``. Plain autograd instead stores log-probabilities, builds a
+    one-hot gradient from zeros and recomputes the softmax; on a CPU with a vocabulary of
+    thousands and a hidden size of tens, that bookkeeping costs more than the matrix products.
+    Targets equal to ``ignore_index`` count for nothing (the mean is over the others).
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, target, ignore_index: int = -100):
+        logits = h @ weight.t()
+        if bias is not None:
+            logits += bias
+        keep = target != ignore_index
+        safe = torch.where(keep, target, torch.zeros_like(target))
+        logits -= logits.amax(dim=1, keepdim=True)
+        picked = logits.gather(1, safe[:, None]).squeeze(1)
+        probs = logits.exp_()
+        total = probs.sum(dim=1)
+        probs /= total[:, None]
+        n = keep.sum().clamp(min=1)
+        loss = ((total.log() - picked) * keep).sum() / n
+        ctx.save_for_backward(h, weight, probs, safe, keep, n)
+        ctx.has_bias = bias is not None
+        ctx.used = False
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss):
+        if ctx.used:
+            raise RuntimeError(
+                "LinearCrossEntropy reuses its saved probabilities for the gradient, so it can "
+                "be differentiated once; use lm_loss(..., fused=False) with retain_graph=True"
+            )
+        ctx.used = True
+        h, weight, g, safe, keep, n = ctx.saved_tensors
+        rows = torch.arange(len(safe), device=g.device)
+        g[rows, safe] -= 1.0
+        g *= (keep.to(g.dtype) * (grad_loss / n))[:, None]
+        grad_h = g @ weight if ctx.needs_input_grad[0] else None
+        grad_w = g.t() @ h if ctx.needs_input_grad[1] else None
+        grad_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_h, grad_w, grad_b, None, None
+
+
+# Causal LMs whose logits are exactly ``output_embeddings(base_model(ids)[0])``: no logit
+# scaling, soft-capping or final projection after the head (those would change the loss).
+FUSABLE = ("gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gpt2")
+
+
+def fusable(model) -> bool:
+    """Whether :func:`lm_loss` can use :class:`LinearCrossEntropy` for ``model``."""
+    config = getattr(model, "config", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return (
+        getattr(config, "model_type", None) in FUSABLE
+        and isinstance(head, torch.nn.Linear)
+        and getattr(config, "final_logit_softcapping", None) is None
+        and getattr(model, "base_model", model) is not model
+    )
+
+
+def lm_loss(model, batch: torch.Tensor, fast: bool | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over every position of the (unpadded) batch.
+
+    ``fast=None`` (default) takes the quick route when the model allows it and no autocast is
+    active: GPT-NeoX models go through :func:`overshadow_lab.neox.hidden_states`, and the output
+    layer and the loss are computed together by :class:`LinearCrossEntropy` (:func:`fusable`).
+    ``fast=False`` always calls the model and ``F.cross_entropy`` on its logits. Both give the
+    same loss and gradients up to float rounding (``tests/test_train.py`` checks it).
+    """
+    from overshadow_lab import neox
+
+    inputs, targets = batch[:, :-1], batch[:, 1:].reshape(-1)
+    if fast is None:
+        fast = fusable(model) and not torch.is_autocast_enabled(batch.device.type)
+    if fast:
+        if neox.supported(model):
+            hidden = neox.hidden_states(model, inputs)
+        else:
+            hidden = model.base_model(input_ids=inputs, use_cache=False)[0]
+        head = model.get_output_embeddings()
+        h = hidden.reshape(-1, hidden.shape[-1])
+        return LinearCrossEntropy.apply(h, head.weight, head.bias, targets)
+    out = model(input_ids=inputs, use_cache=False)
     logits = out.logits if hasattr(out, "logits") else out[0]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1))
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets)
 
 
 def train_model(model, sets, config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     """Train ``model`` on ``sets.train_sequences`` with the rule of ``config`` (see module doc).
 
     Deterministic for a seed on the CPU. On CUDA it runs under bf16 autocast unless
-    ``bf16=False``. ``threads`` sets torch's CPU threads for the run (restored afterwards);
-    by default a model under ``SMALL_MODEL`` parameters trains on one thread, which is faster
-    for such tiny matrices and leaves the other cores to parallel runs (see ``run_sweep``).
+    ``bf16=False``. ``threads`` sets torch's CPU threads for the run (restored afterwards); by
+    default a run uses the threads torch has (all cores), which measured fastest for a single
+    run of every CPU size at batch sizes 16 and 64. A sweep instead trains one model per core,
+    each on one thread (``run_sweep`` passes ``threads=1``).
     Returns a :class:`TrainResult` (the trained model is ``result.model``).
     """
     cfg = config if config is not None else TrainConfig()
@@ -218,9 +308,6 @@ def train_model(model, sets, config: TrainConfig | None = None, **overrides: Any
     device = get_device(cfg.device)
     model.to(device)
     threads = cfg.threads
-    if threads is None and device.type == "cpu":
-        n_params = sum(p.numel() for p in model.parameters())
-        threads = 1 if n_params < SMALL_MODEL else None
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -275,7 +362,7 @@ def _train(model, sets, cfg: TrainConfig, device) -> TrainResult:
     while step < total:
         batch = data.next()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = lm_loss(model, batch)
+            loss = lm_loss(model, batch, fast=None if cfg.fast else False)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:

@@ -8,7 +8,14 @@ import torch
 from overshadow_lab.data import make_knowledge_sets
 from overshadow_lab.metrics import evaluate
 from overshadow_lab.models import make_model
-from overshadow_lab.train import TrainConfig, lm_loss, progress_enabled, train_model
+from overshadow_lab.train import (
+    LinearCrossEntropy,
+    TrainConfig,
+    fusable,
+    lm_loss,
+    progress_enabled,
+    train_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +68,92 @@ def test_training_lowers_the_full_sequence_loss(sets):
     train_model(model, sets, rule="epochs", epochs=5, lr=1e-2, progress=False)
     with torch.no_grad():
         assert float(lm_loss(model, batch)) < before - 0.5
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_cross_entropy_equals_autograd(bias):
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(12, 8, generator=g, requires_grad=True)
+    w = torch.randn(30, 8, generator=g, requires_grad=True)
+    b = torch.randn(30, generator=g, requires_grad=True) if bias else None
+    target = torch.randint(0, 30, (12,), generator=g)
+    target[[2, 7]] = -100  # ignored positions count for nothing
+    ours = LinearCrossEntropy.apply(h, w, b, target)
+    (3.0 * ours).backward()
+    grads = [t.grad.clone() for t in (h, w, b) if t is not None]
+    for t in (h, w, b):
+        if t is not None:
+            t.grad = None
+    ref = torch.nn.functional.cross_entropy(torch.nn.functional.linear(h, w, b), target)
+    (3.0 * ref).backward()
+    torch.testing.assert_close(ours, ref)
+    assert grads[0][[2, 7]].abs().max() == 0  # an ignored row gets no gradient
+    for mine, t in zip(grads, (x for x in (h, w, b) if x is not None), strict=True):
+        torch.testing.assert_close(mine, t.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_cross_entropy_refuses_a_second_backward():
+    h = torch.randn(4, 3, requires_grad=True)
+    loss = LinearCrossEntropy.apply(h, torch.randn(5, 3), None, torch.tensor([0, 1, 2, 3]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="differentiated once"):
+        loss.backward()
+
+
+def _llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama-tied"])
+def test_fast_loss_equals_the_models_own_loss(sets, arch):
+    """The fast route (lean forward where it applies, fused output layer and loss) gives the
+    loss and every gradient of ``model(...)`` + ``F.cross_entropy``, tied embeddings included."""
+    import copy
+
+    a = make_model("tiny", sets.vocab_size, seed=1) if arch == "gpt_neox" else _llama()
+    b = copy.deepcopy(a)
+    assert fusable(a)
+    batch = torch.tensor(sets.train_sequences[:24])
+    fast, plain = lm_loss(a.train(), batch), lm_loss(b.train(), batch, fast=False)
+    fast.backward()
+    plain.backward()
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)
+    names = dict(b.named_parameters())
+    for name, p in a.named_parameters():
+        scale = max(1.0, float(names[name].grad.abs().max()))
+        torch.testing.assert_close(p.grad, names[name].grad, rtol=1e-4, atol=1e-6 * scale)
+
+
+def test_fast_route_is_skipped_under_autocast(sets, monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("the fused loss ran under autocast")
+
+    monkeypatch.setattr(LinearCrossEntropy, "apply", boom)
+    model = make_model("nano", sets.vocab_size, seed=0)
+    batch = torch.tensor(sets.train_sequences[:8])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(lm_loss(model, batch))
+    with pytest.raises(AssertionError, match="fused loss ran"):
+        lm_loss(model, batch)
+
+
+def test_fast_and_plain_training_agree(sets):
+    fast = _train(sets, rule="epochs", epochs=2, eval_every=3, seed=2)
+    plain = _train(sets, rule="epochs", epochs=2, eval_every=3, seed=2, fast=False)
+    assert fast.steps == plain.steps
+    for x, y in zip(fast.history["loss"], plain.history["loss"], strict=True):
+        assert x == pytest.approx(y, rel=1e-4)
 
 
 def test_deterministic_on_cpu(sets):

@@ -1,0 +1,99 @@
+"""A lean training forward for GPT-NeoX, the architecture of the lab's models.
+
+The lab trains many small models on short, unpadded sequences. For such models the work of a
+step is small and the transformers forward spends much of it on generality the lab does not
+need: building attention masks, recomputing rotary tables, output bookkeeping, dropout layers
+with probability zero. :func:`hidden_states` computes the same function from the same
+parameters with plain tensor operations: no mask (causal attention on full rows), rotary tables
+computed once per sequence length, and the rotation of the rotary dimensions written as a small
+matrix product instead of slicing and concatenating.
+
+It serves the training loss only (no KV cache, no padding, no attention outputs); evaluation and
+generation use the model's own forward. :func:`supported` says whether a model qualifies
+(GPT-NeoX, default rotary, exact GELU, no dropout while training); ``tests/test_neox.py`` checks
+that the hidden states and every parameter's gradient match the transformers forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def supported(model) -> bool:
+    """Whether :func:`hidden_states` computes exactly what ``model.base_model`` computes."""
+    cfg = getattr(model, "config", None)
+    if getattr(cfg, "model_type", None) != "gpt_neox" or not hasattr(model, "gpt_neox"):
+        return False
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    if rope.get("rope_type", "default") != "default":
+        return False
+    if getattr(cfg, "hidden_act", None) != "gelu":
+        return False
+    dropout = max(float(getattr(cfg, "hidden_dropout", 0.0)), float(cfg.attention_dropout))
+    return not (model.training and dropout > 0)
+
+
+def _tables(model, length: int, device, dtype):
+    """Rotary cosines and sines over the whole head (1 and 0 past the rotary dimensions) and
+    the matrix ``R`` with ``x @ R == rotate_half`` on the rotary dimensions (0 elsewhere)."""
+    attention = model.gpt_neox.layers[0].attention
+    head, rot = attention.head_size, attention.rotary_ndims
+    rope = model.config.rope_parameters
+    key = (float(rope["rope_theta"]), head, rot, length, device, dtype)
+    if key not in _TABLES:
+        positions = torch.arange(length, device=device)[None]
+        probe = torch.zeros((), device=device, dtype=torch.float32)
+        with torch.no_grad():
+            cos, sin = model.gpt_neox.rotary_emb(probe, position_ids=positions)
+        cos_full = torch.ones(length, head, device=device, dtype=dtype)
+        sin_full = torch.zeros(length, head, device=device, dtype=dtype)
+        cos_full[:, :rot] = cos[0].to(dtype)
+        sin_full[:, :rot] = sin[0].to(dtype)
+        rotate = torch.zeros(head, head, device=device, dtype=dtype)
+        half = rot // 2
+        idx = torch.arange(half, device=device)
+        rotate[idx + half, idx] = -1.0  # output j < half takes -x[j + half]
+        rotate[idx, idx + half] = 1.0  # output j >= half takes x[j - half]
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        _TABLES[key] = (cos_full, sin_full, rotate)
+    return _TABLES[key]
+
+
+def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """Last hidden states (after the final layer norm) of an unpadded batch, ``[B, T, d]``."""
+    if not supported(model):
+        raise ValueError(
+            f"neox.hidden_states needs a GPT-NeoX model with default rotary, exact GELU and no "
+            f"dropout while training; got {type(model).__name__}; use model.base_model instead"
+        )
+    base, cfg = model.gpt_neox, model.config
+    batch, length = input_ids.shape
+    d = cfg.hidden_size
+    x = F.embedding(input_ids, base.embed_in.weight)
+    cos, sin, rotate = _tables(model, length, x.device, x.dtype)
+    for layer in base.layers:
+        att = layer.attention
+        heads, size = d // att.head_size, att.head_size
+        ln1 = layer.input_layernorm
+        h = F.layer_norm(x, (d,), ln1.weight, ln1.bias, ln1.eps)
+        qkv = F.linear(h, att.query_key_value.weight, att.query_key_value.bias)
+        q, k, v = qkv.view(batch, length, heads, 3 * size).transpose(1, 2).split(size, dim=-1)
+        q = q * cos + (q @ rotate) * sin
+        k = k * cos + (k @ rotate) * sin
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=att.scaling)
+        o = F.linear(o.transpose(1, 2).reshape(batch, length, d), att.dense.weight, att.dense.bias)
+        ln2, mlp = layer.post_attention_layernorm, layer.mlp
+        if layer.use_parallel_residual:
+            m = F.layer_norm(x, (d,), ln2.weight, ln2.bias, ln2.eps)
+        else:
+            x = x + o
+            m = F.layer_norm(x, (d,), ln2.weight, ln2.bias, ln2.eps)
+        m = F.linear(m, mlp.dense_h_to_4h.weight, mlp.dense_h_to_4h.bias)
+        m = F.linear(F.gelu(m), mlp.dense_4h_to_h.weight, mlp.dense_4h_to_h.bias)
+        x = x + o + m if layer.use_parallel_residual else x + m
+    final = base.final_layer_norm
+    return F.layer_norm(x, (d,), final.weight, final.bias, final.eps)
