@@ -18,9 +18,10 @@ with a contrast that amplifies what that span contributes. SPEC §6 gives the fo
 Every choice the papers leave open is a field of :class:`CoDAConfig`. The module offers the same
 algorithm twice: :func:`coda_reference`, a short loop that recomputes everything from scratch, and
 :class:`CoDALogitsProcessor`, a ``transformers`` logits processor for ``model.generate`` that
-evaluates all masked variants of a batch of prompts in one batched forward pass and keeps KV
-caches for the prompts (generate's own) and for the masked prompts (its own). The tests check
-that the two agree token for token.
+evaluates the masked variants of a batch of prompts in a few batched forward passes, each variant
+reusing its prompt's KV cache for the tokens before the masked span, and keeps KV caches for the
+prompts (generate's own) and for the masked prompts (its own). The tests check that the two
+agree token for token.
 
 Baselines, also as logits processors: context-aware decoding (:class:`CADLogitsProcessor`),
 expert-amateur contrastive decoding (:class:`ContrastiveDecodingLogitsProcessor`) and DoLa
@@ -32,7 +33,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -72,9 +73,20 @@ class CoDAConfig:
     threshold: the alarm fires when indicator > threshold (the paper: 0).
     amplify: False computes the alarm but decodes greedily (the contrast switched off).
     max_candidates: keep only the last K candidate spans (nearest to the answer); None keeps all.
-    variant_batch_size: masked variants per forward pass (default 64: on a CPU larger batches
-        were slower, and it bounds memory on long prompts); None puts them all in one pass, 1 is one pass per variant (the slow way, kept
-        for the speed comparison).
+    variant_batch_size: the most masked variants per forward pass (default 64: on a CPU larger
+        batches were slower, and it bounds memory on long prompts); None sets no limit (all in
+        one pass without ``share_prefix``); 1 is one plain pass per variant over its whole masked
+        prompt, never sharing a prefix (the slow way, kept for the speed comparison).
+    share_prefix: reuse the prompt's KV cache for the tokens before the masked span (default
+        True). A variant that masks the span ``[a, b)`` (deleted or replaced) equals the prompt
+        on its first ``a`` tokens, at the same positions, so its keys and values there are the
+        prompt's: they come from the prompt's own pass (generate's, when :func:`generate` runs
+        it), and each variant feeds only its tokens from ``a`` on, about half of them for
+        ``candidates="token"``. Variants are sorted by how many tokens they feed and cut into
+        passes (at most ``variant_batch_size`` each) where that saves more padding than a pass
+        costs. The same results up to float rounding. Not used with ``variant_batch_size=1``,
+        nor for a model whose cache is not plain per-layer keys and values (sliding windows,
+        recurrent states: every variant is then a full pass).
     """
 
     alpha: float = 0.01
@@ -88,6 +100,7 @@ class CoDAConfig:
     amplify: bool = True
     max_candidates: int | None = None
     variant_batch_size: int | None = 64
+    share_prefix: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -157,6 +170,96 @@ def coda_step(
         indicator = torch.where(s_empty, torch.full_like(indicator, -math.inf), indicator)
     scores = torch.where(common, rpmi, torch.where(esc, esc_score, -inf))
     return CoDAStep(indicator, rpmi_sum, erm, scores)
+
+
+def _indicators(
+    logp: torch.Tensor,
+    blocks: Iterable[tuple[int, torch.Tensor]],
+    alpha: float = 0.01,
+    empty_s: str = "skip",
+) -> torch.Tensor:
+    """``coda_step(...).indicator`` for the masked rows of many prompts, on ``V_top(X)`` only.
+
+    ``blocks`` are ``(b, rows)``: log-probabilities ``rows`` (n, V) of masked variants of the
+    prompt of row ``b`` of ``logp``; the result is their indicators, block after block. The
+    indicator only sums over ``V_top(X)``, usually a few tokens, so each block is cut down to
+    those columns; what needs the whole vocabulary is the max of each masked row (and, for
+    ``empty_s="common_min"``, its smallest plausible value). Sets are applied by multiplying
+    with masks (``torch.where`` is several times slower on a CPU); the numbers are
+    coda_step's, summed in another order.
+    """
+    top = plausible(logp, alpha)
+    # -inf (a token banned by a processor or a model) times a 0 mask would be NaN; such a token
+    # is in no plausible set, so what the clamp changes is never used
+    lowest = torch.finfo(logp.dtype).min
+    finite = logp.clamp(min=lowest)
+    log_alpha, vocab = math.log(alpha), logp.shape[-1]
+    parts = []
+    for b, rows in blocks:
+        if len(rows) == 0:
+            continue
+        threshold = rows.amax(dim=-1, keepdim=True) + log_alpha
+        ids = top[b].nonzero()[:, 0]
+        if 8 * len(ids) < vocab:
+            lp, lpm, in_top = finite[b, ids], rows.index_select(-1, ids), None
+        else:  # a flat distribution (an untrained model): cutting would not save anything
+            lp, lpm, in_top = finite[b], rows, top[b]
+        lpm = lpm.clamp(min=lowest)
+        top_m = lpm >= threshold
+        common, esc = top_m, ~top_m
+        if in_top is not None:
+            common, esc = common & in_top, esc & in_top
+        rpmi = lp - lpm
+        in_s = common & (rpmi < 0)
+        rpmi_sum = (rpmi * in_s).sum(-1)  # R-PMI clamped at 0, summed on the common set
+        s_empty = ~in_s.amax(-1)
+        # log-probabilities are <= 0, so the min over S is minus the max of -log p' * [S]
+        s_min = -((-lpm) * in_s).amax(-1)
+        if empty_s == "common_min":
+            m_min = -((-rows.clamp(min=lowest)) * (rows >= threshold)).amax(-1)
+            s_min = torch.where(s_empty, m_min, s_min)
+        else:
+            s_min = s_min.masked_fill(s_empty, 0.0)  # S empty: the indicator is -inf below
+        erm = ((lp - s_min.unsqueeze(-1)) * esc).sum(-1)
+        indicator = rpmi_sum + erm
+        if empty_s == "skip":
+            indicator = indicator.masked_fill(s_empty, -math.inf)
+        parts.append(indicator)
+    return torch.cat(parts) if parts else logp.new_zeros(0)
+
+
+def _amplified(
+    logp: torch.Tensor, logp_masked: torch.Tensor, alpha: float = 0.01, empty_s: str = "skip"
+) -> torch.Tensor:
+    """``coda_step(logp, logp_masked, ...).scores`` (both (R, V)), computed on ``V_top(X)``.
+
+    Outside ``V_top(X)`` the scores are ``-inf``; inside they take the same float operations as
+    in coda_step, so the result is the same tensor, for a few whole-vocabulary passes instead of
+    about twenty (it runs at every generated token).
+    """
+    top = plausible(logp, alpha)
+    width = int(top.sum(-1).max())
+    if 8 * width >= logp.shape[-1]:  # a flat distribution: nothing to save
+        return coda_step(logp, logp_masked, alpha, empty_s).scores
+    ids = logp.topk(width, dim=-1).indices  # V_top(X) is the top |V_top(X)| of each row
+    valid, lp = top.gather(-1, ids), logp.gather(-1, ids)
+    lpm = logp_masked.gather(-1, ids)
+    threshold = logp_masked.max(dim=-1, keepdim=True).values + math.log(alpha)
+    top_m = lpm >= threshold
+    common, esc = valid & top_m, valid & ~top_m
+    rpmi = lp - lpm
+    in_s = common & (rpmi < 0)
+    inf = torch.full_like(lpm, math.inf)
+    s_min = torch.where(in_s, lpm, inf).min(-1).values
+    if empty_s == "common_min":
+        s_empty = ~in_s.any(-1)
+        if bool(s_empty.any()):
+            plaus_m = logp_masked >= threshold
+            m_min = torch.where(plaus_m, logp_masked, math.inf).min(-1).values
+            s_min = torch.where(s_empty, m_min, s_min)
+    esc_score = lp - s_min.unsqueeze(-1)
+    top_scores = torch.where(common, rpmi, torch.where(esc, esc_score, -inf))
+    return torch.full_like(logp, -math.inf).scatter_(-1, ids, top_scores)
 
 
 def relative_pmi(
@@ -378,8 +481,127 @@ def _forward_kwargs(model) -> tuple[str, bool]:
     return ("cache" if "cache" in params else "past_key_values"), "logits_to_keep" in params
 
 
+def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Each layer's ``(keys, values)``, shaped ``(batch, heads, length, head_dim)``, of a KV cache;
+    None for a cache that cannot be cut into prefixes (sliding windows, recurrent states,
+    quantised or offloaded layers: anything but plain per-layer keys and values)."""
+    if cache is None:
+        return None
+    if isinstance(cache, (tuple, list)):  # the legacy format
+        pairs = [tuple(layer[:2]) for layer in cache]
+    elif hasattr(cache, "layers"):  # transformers >= 4.56
+        if getattr(cache, "offloading", False):
+            return None
+        pairs = []
+        for layer in cache.layers:
+            if type(layer).__name__ != "DynamicLayer":
+                return None
+            pairs.append((layer.keys, layer.values))
+    elif type(cache).__name__ == "DynamicCache" and hasattr(cache, "key_cache"):
+        pairs = list(zip(cache.key_cache, cache.value_cache, strict=True))
+    else:
+        return None
+    ok = all(isinstance(t, torch.Tensor) and t.dim() == 4 for pair in pairs for t in pair)
+    return pairs if pairs and ok else None
+
+
+def _cache_for_generate(model, generate_kwargs: dict) -> tuple[str, Any] | None:
+    """``(argument, cache)``: an empty ``DynamicCache`` to hand to generate, so that CoDA reads
+    the prompts' keys and values after generate's first pass; None where generate should keep
+    choosing its own cache (a cache or cache type asked for, no cache, another cache class)."""
+    from transformers import DynamicCache
+
+    argument = _forward_kwargs(model)[0]
+    if argument in generate_kwargs or generate_kwargs.get("use_cache") is False:
+        return None
+    if generate_kwargs.get("cache_implementation"):
+        return None
+    if getattr(getattr(model, "generation_config", None), "cache_implementation", None):
+        return None
+    supports = getattr(model, "_supports_default_dynamic_cache", None)
+    if callable(supports) and not supports():
+        return None
+    try:
+        return argument, DynamicCache(config=model.config)
+    except TypeError:  # transformers before 4.56
+        return argument, DynamicCache()
+
+
+def _make_cache(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]]):
+    """A ``DynamicCache`` holding the given per-layer keys and values."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for i, (keys, values) in enumerate(pairs):
+        cache.update(keys, values, i)
+    return cache
+
+
+class _Prefix:
+    """The KV cache of a batch of prompts, cut into the prefixes that their masked variants share.
+
+    A variant that masks the span ``[a, b)`` of prompt ``X`` (deleted or replaced) has ``X``'s
+    first ``a`` tokens at ``X``'s positions, so its keys and values there are ``X``'s. ``pairs``
+    holds each layer's keys and values of the prompts left-padded to ``width`` columns (the
+    layout of generate's batch: prompt ``b`` in the last ``len(prompts[b])`` columns).
+    """
+
+    def __init__(self, pairs, prompts: Sequence[Sequence[int]], width: int):
+        self.pairs, self.width = pairs, int(width)
+        device = pairs[0][0].device
+        self.lengths = torch.as_tensor([len(p) for p in prompts], dtype=torch.long, device=device)
+
+    @classmethod
+    def compute(cls, model, prompts: Sequence[Sequence[int]], pad_token_id: int = 0):
+        """Run the prompts through the model (None if its cache cannot be cut)."""
+        stream = _Stream(model, prompts, pad_token_id)
+        pairs = _cache_layers(stream.cache)
+        return cls(pairs, prompts, stream.mask.shape[1]) if pairs is not None else None
+
+    @classmethod
+    def from_cache(cls, cache, prompts: Sequence[Sequence[int]], input_ids: torch.Tensor):
+        """The cache generate filled with ``input_ids`` (its prompts, left-padded) before its
+        first call of the logits processors; None unless it holds exactly those tokens."""
+        pairs = _cache_layers(cache)
+        batch, width = input_ids.shape
+        if pairs is None or any(k.shape[0] != batch or k.shape[2] != width for k, _ in pairs):
+            return None
+        for b, p in enumerate(prompts):
+            if not p or input_ids[b, width - len(p) :].tolist() != list(p):
+                return None
+        return cls(pairs, prompts, width)
+
+    def take(self, owners: Sequence[int], starts: Sequence[int]) -> tuple[Any, torch.Tensor] | None:
+        """A KV cache and its attention mask for rows that continue prompt ``owners[i]`` after
+        its first ``starts[i]`` tokens, left-padded to the longest (None when every start is 0:
+        nothing to share). It holds a copy of those keys and values, as much memory as the KV
+        cache of the rows' first ``max(starts)`` tokens."""
+        width = max(starts, default=0)
+        if width == 0:
+            return None
+        device = self.lengths.device
+        owner = torch.as_tensor(list(owners), dtype=torch.long, device=device)
+        start = torch.as_tensor(list(starts), dtype=torch.long, device=device)
+        j = torch.arange(width, device=device)
+        valid = j >= (width - start).unsqueeze(1)
+        # prompt b fills columns [W - len_b, W), so its position p is column W - len_b + p; the
+        # row's padding (masked out) takes any real column
+        col = (self.width - self.lengths[owner] + start - width).unsqueeze(1) + j
+        col = torch.where(valid, col, torch.full_like(col, self.width - 1))
+        row = owner.unsqueeze(1).expand_as(col)
+        pairs = (  # one layer at a time: the cache copies it
+            (keys[row, :, col].transpose(1, 2), values[row, :, col].transpose(1, 2))
+            for keys, values in self.pairs
+        )
+        return _make_cache(pairs), valid.long()
+
+
 class _Stream:
-    """A left-padded batch of sequences with a KV cache, extended by one token per step."""
+    """A left-padded batch of sequences with a KV cache, extended by one token per step.
+
+    With ``prefix`` (a KV cache and its attention mask, from :meth:`_Prefix.take`), each
+    sequence continues the cached tokens of its row: ``seqs`` holds only the tokens after them.
+    """
 
     def __init__(
         self,
@@ -388,6 +610,7 @@ class _Stream:
         pad_token_id: int = 0,
         hidden_states: bool = False,
         keep_cache: bool = True,
+        prefix: tuple[Any, torch.Tensor] | None = None,
     ):
         self.model, self.hidden, self.keep_cache = model, hidden_states, keep_cache
         device = next(model.parameters()).device
@@ -398,9 +621,12 @@ class _Stream:
             if len(s):
                 ids[i, width - len(s) :] = torch.as_tensor(list(s), device=device)
                 mask[i, width - len(s) :] = 1
-        self.mask = mask
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         self.cache = None
+        if prefix is not None:
+            self.cache, prefix_mask = prefix
+            mask = torch.cat([prefix_mask.to(mask), mask], dim=-1)
+        self.mask = mask
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, mask.shape[1] - width :]
         self.logp = self._forward(ids, positions)
 
     @torch.no_grad()
@@ -410,14 +636,15 @@ class _Stream:
             "attention_mask": self.mask,
             "position_ids": positions,
             cache_arg: self.cache,
-            "use_cache": self.keep_cache,
+            "use_cache": self.keep_cache or self.cache is not None,
         }
         if keep:
             kw["logits_to_keep"] = 1
         if self.hidden:
             kw["output_hidden_states"] = True
         out = self.model(ids, **kw)
-        self.cache = out.get("cache", None) or out.get("past_key_values", None)
+        cache = out.get("cache", None) or out.get("past_key_values", None)
+        self.cache = cache if self.keep_cache else None
         self.last_hidden = [h[:, -1] for h in out.hidden_states] if self.hidden else None
         return F.log_softmax(out.logits[:, -1].float(), dim=-1)
 
@@ -428,11 +655,45 @@ class _Stream:
         return self.logp
 
 
-class _StreamGroup:
-    """Many sequences as chunks of streams (``chunk=None``: one chunk, one forward pass).
+# what one more forward pass costs, in tokens fed through the model (SmolLM2-135M on two CPU
+# cores: a pass took about 60-100 ms plus 1.2 ms per token; 48 to 144 all measured within noise)
+_PASS_COST_TOKENS = 64
 
-    Sequences are sorted by length before chunking, so a chunk pads little; results come back
-    in the original order.
+
+def _split(lengths: Sequence[int], most: int | None, pass_cost: int = _PASS_COST_TOKENS):
+    """Cut rows sorted by length into consecutive chunks of at most ``most`` rows (None: no
+    limit) that minimise the tokens fed, padding included, plus ``pass_cost`` per chunk."""
+    n = len(lengths)
+    if most is None or most >= n:  # no limit: cut only where the length changes
+        cuts = [j for j in range(1, n + 1) if j == n or lengths[j] != lengths[j - 1]]
+        before = lambda k, j: [0, *cuts[:k]]  # noqa: E731
+    else:
+        cuts = list(range(1, n + 1))
+        before = lambda k, j: range(max(0, j - most), j)  # noqa: E731
+    best, back = {0: 0.0}, {}
+    for k, j in enumerate(cuts):
+        best[j] = math.inf
+        for i in before(k, j):
+            cost = best[i] + pass_cost + (j - i) * lengths[j - 1]
+            if cost < best[j]:
+                best[j], back[j] = cost, i
+    bounds, j = [], n
+    while j:
+        bounds.append((back[j], j))
+        j = back[j]
+    return bounds[::-1]
+
+
+class _StreamGroup:
+    """Many sequences, each of prompt ``owners[i]``, as chunks of streams (``chunk=None``: one
+    chunk, one forward pass).
+
+    Sequences are sorted by length before chunking, so a chunk pads little, and by prompt within
+    a chunk. With ``prefix``, sequence ``i`` reuses the cached first ``starts[i]`` tokens of its
+    prompt (which it must equal there) and only its tokens from ``starts[i]`` on go through the
+    model; the sort is then by that length, and the chunks (at most ``chunk`` sequences,
+    ``None``: no limit) are cut where that saves padding. The log-probabilities stay in the
+    chunks' order (``order[j]`` is the sequence in row ``j``): :meth:`runs` reads them by prompt.
     """
 
     def __init__(
@@ -440,31 +701,66 @@ class _StreamGroup:
         model,
         seqs: Sequence[Sequence[int]],
         chunk: int | None,
+        owners: Sequence[int],
         pad_token_id: int = 0,
         keep_cache: bool = True,
+        prefix: _Prefix | None = None,
+        starts: Sequence[int] = (),
     ):
-        chunk = chunk or max(1, len(seqs))
-        self.order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        self.inverse = torch.empty(len(seqs), dtype=torch.long)
-        self.inverse[torch.as_tensor(self.order, dtype=torch.long)] = torch.arange(len(seqs))
-        ordered = [seqs[i] for i in self.order]
-        self.bounds = [(i, min(i + chunk, len(seqs))) for i in range(0, len(seqs), chunk)]
-        self.streams = [
-            _Stream(model, ordered[a:b], pad_token_id, keep_cache=keep_cache)
-            for a, b in self.bounds
+        if prefix is not None:
+            seqs = [s[a:] for s, a in zip(seqs, starts, strict=True)]
+            key = lambda i: (len(seqs[i]), starts[i])  # noqa: E731
+        else:
+            key = lambda i: len(seqs[i])  # noqa: E731
+        order = sorted(range(len(seqs)), key=key)
+        if prefix is not None:
+            self.bounds = _split([len(seqs[i]) for i in order], chunk)
+        else:
+            chunk = chunk or max(1, len(seqs))
+            self.bounds = [(i, min(i + chunk, len(seqs))) for i in range(0, len(seqs), chunk)]
+        # within a chunk (padded to its longest anyway) the rows of a prompt are neighbours
+        self.order = [
+            i for a, b in self.bounds for i in sorted(order[a:b], key=lambda k: owners[k])
         ]
-        self.logp = self._restore([s.logp for s in self.streams])
+        self.owners = [owners[i] for i in self.order]
+        self.streams = []
+        for a, b in self.bounds:
+            rows = self.order[a:b]
+            shared = (
+                None if prefix is None else prefix.take(self.owners[a:b], [starts[i] for i in rows])
+            )
+            ids = [seqs[i] for i in rows]
+            self.streams.append(
+                _Stream(model, ids, pad_token_id, keep_cache=keep_cache, prefix=shared)
+            )
+            del shared  # without keep_cache, the pass's cache goes now
+        self.position = torch.empty(len(seqs), dtype=torch.long)  # sequence -> row
+        self.position[torch.as_tensor(self.order, dtype=torch.long)] = torch.arange(len(seqs))
 
-    def _restore(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        logp = torch.cat(parts)
-        return logp[self.inverse.to(logp.device)]
+    def runs(self):
+        """``(prompt, rows)`` for each run of one prompt's rows within a chunk, in row order;
+        ``rows`` is a view of the chunk's log-probabilities."""
+        for stream, (a, b) in zip(self.streams, self.bounds, strict=True):
+            lo = a
+            for hi in range(a + 1, b + 1):
+                if hi == b or self.owners[hi] != self.owners[lo]:
+                    yield self.owners[lo], stream.logp[lo - a : hi - a]
+                    lo = hi
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+    def rows(self, seqs: Sequence[int]) -> torch.Tensor:
+        """The log-probabilities of the given sequences (by their index in ``seqs``)."""
+        out = []
+        for i in seqs:
+            j = int(self.position[i])
+            c = next(c for c, (a, b) in enumerate(self.bounds) if a <= j < b)
+            out.append(self.streams[c].logp[j - self.bounds[c][0]])
+        return torch.stack(out)
+
+    def step(self, tokens: torch.Tensor) -> None:
+        """Extend sequence ``i`` by ``tokens[i]``."""
         tokens = tokens[torch.as_tensor(self.order, device=tokens.device)]
-        self.logp = self._restore(
-            [s.step(tokens[a:b]) for s, (a, b) in zip(self.streams, self.bounds, strict=True)]
-        )
-        return self.logp
+        for stream, (a, b) in zip(self.streams, self.bounds, strict=True):
+            stream.step(tokens[a:b])
 
 
 class CoDALogitsProcessor(LogitsProcessor):
@@ -472,11 +768,17 @@ class CoDALogitsProcessor(LogitsProcessor):
 
     ``prompts`` are the unpadded token ids of the batch given to ``generate`` (left-padded there),
     in the same order; ``spans`` optionally gives each prompt's candidate spans. At the first call
-    every masked variant of every prompt goes through the model in one batched forward pass
-    (``config.variant_batch_size`` splits it); with ``detect="once"`` only the flagged prompts then
-    keep a KV cache for their masked prompt X', extended by one token per step, while generate
+    every masked variant of every prompt goes through the model in batched forward passes of at
+    most ``config.variant_batch_size`` variants; with ``config.share_prefix`` each variant reuses
+    its prompt's KV cache for the tokens before its masked span. With ``detect="once"`` only the
+    flagged prompts then keep a KV cache for their masked prompt X' (made at the second call,
+    together with the first generated token), extended by one token per step, while generate
     keeps X's. Works with greedy search and with sampling (it returns scores, not tokens).
-    After generation, ``detections`` holds one :class:`Detection` per prompt.
+    ``prompt_cache`` optionally is the KV cache object given to generate (``generate(...,
+    cache=c)``, ``past_key_values=c`` before transformers 5; :func:`generate` does this): at the
+    first call it holds the prompts' keys and values, so the prompts need no pass of their own
+    (without it they get one). After generation, ``detections`` holds one :class:`Detection` per
+    prompt.
     """
 
     def __init__(
@@ -487,8 +789,10 @@ class CoDALogitsProcessor(LogitsProcessor):
         spans: Sequence[list[tuple[int, int]]] | None = None,
         tokenizer=None,
         pad_token_id: int = 0,
+        prompt_cache=None,
     ):
         self.model, self.config = model, config or CoDAConfig()
+        self.prompt_cache = prompt_cache
         self.prompts = [[int(t) for t in p] for p in prompts]
         cfg = self.config
         if spans is None:
@@ -517,6 +821,24 @@ class CoDALogitsProcessor(LogitsProcessor):
                 which.append(k)
         return seqs, owner, which
 
+    def _starts(self, seqs: Sequence[Sequence[int]], owner: Sequence[int], which: Sequence[int]):
+        """How many first tokens of each variant equal its prompt's: those before the masked span
+        (at least one token of every variant is left to go through the model)."""
+        return [
+            min(self.spans[b][k][0], len(s) - 1) for s, b, k in zip(seqs, owner, which, strict=True)
+        ]
+
+    def _shared_prefix(self, input_ids: torch.Tensor) -> _Prefix | None:
+        """The prompts' KV cache for the variants to share, or None where it is not used."""
+        cfg = self.config
+        if not cfg.share_prefix or cfg.variant_batch_size == 1:
+            return None  # one plain pass per variant stays the plain baseline
+        if self.prompt_cache is not None:
+            prefix = _Prefix.from_cache(self.prompt_cache, self.prompts, input_ids)
+            if prefix is not None:
+                return prefix
+        return _Prefix.compute(self.model, self.prompts, self.pad_token_id)
+
     @torch.no_grad()
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         cfg, batch = self.config, input_ids.shape[0]
@@ -533,75 +855,97 @@ class CoDALogitsProcessor(LogitsProcessor):
             self._chosen: dict[int, tuple[int, bool]] = {}
             self.detections = [Detection(False, None, -math.inf, [], []) for _ in range(batch)]
         gen = input_ids[:, self._prompt_width :]
-        new_scores = logp.clone()
-        use = torch.zeros(batch, dtype=torch.bool, device=scores.device)
+        rows: list[int] = []  # the prompts whose scores become the contrast ...
+        picks: list[int] = []  # ... and the masked rows they are contrasted with
 
         if first or cfg.detect == "every_step":
             if first:
                 seqs, self._owner, self._which = self._variants(gen, range(batch))
+                self._offsets = [0]
+                for b in range(batch):
+                    self._offsets.append(self._offsets[-1] + len(self.spans[b]))
+                self._prefix = self._shared_prefix(input_ids) if seqs else None
                 self._group = (
                     _StreamGroup(
                         self.model,
                         seqs,
                         cfg.variant_batch_size,
+                        self._owner,
                         self.pad_token_id,
                         keep_cache=cfg.detect == "every_step",
+                        prefix=self._prefix,
+                        starts=self._starts(seqs, self._owner, self._which),
                     )
                     if seqs
                     else None
                 )
-                masked = self._group.logp if seqs else None
-            else:
-                masked = self._group.step(input_ids[self._owner, -1]) if self._group else None
-            if masked is not None:
-                owner = torch.as_tensor(self._owner, device=scores.device)
-                steps = coda_step(logp[owner], masked, cfg.alpha, cfg.empty_s)
+            elif self._group is not None:
+                self._group.step(input_ids[self._owner, -1])
+            if self._group is not None:
+                found = _indicators(logp, self._group.runs(), cfg.alpha, cfg.empty_s)
+                indicator = found[self._group.position.to(found.device)]  # rows -> variants
                 self._chosen = {}
                 for b in range(batch):
-                    idx = (owner == b).nonzero()[:, 0]
-                    if len(idx) == 0:
+                    lo, hi = self._offsets[b], self._offsets[b + 1]
+                    if lo == hi:
                         continue
-                    k = _choose(steps.indicator[idx], cfg.select, cfg.threshold)
-                    active = bool(steps.indicator[idx[k]] > cfg.threshold)
+                    ind = indicator[lo:hi]
+                    k = _choose(ind, cfg.select, cfg.threshold)
+                    active = bool(ind[k] > cfg.threshold)
                     if active:
-                        use[b] = True
-                        new_scores[b] = steps.scores[idx[k]]
+                        rows.append(b)
+                        picks.append(lo + k)
                     self._chosen[b] = (k, active)
                     if first:
                         self.detections[b] = Detection(
                             active,
                             self.spans[b][k],
-                            float(steps.indicator[idx[k]]),
+                            float(ind[k]),
                             list(self.spans[b]),
-                            steps.indicator[idx].tolist(),
+                            ind.tolist(),
                         )
+                masked = self._group.rows(picks) if picks else None
             if first:
                 if cfg.detect == "once":
                     self._group = None  # the all-variant pass kept no cache worth keeping
                     self._active = [b for b in range(batch) if self._chosen.get(b, (0, False))[1]]
-                    self._stream = None
+                    self._stream = self._pending = None
                     if self._active:
+                        which = [self._chosen[b][0] for b in self._active]
                         seqs = [
                             mask_span(
-                                self.prompts[b],
-                                self.spans[b][self._chosen[b][0]],
-                                cfg.mask,
-                                cfg.mask_token_id,
+                                self.prompts[b], self.spans[b][k], cfg.mask, cfg.mask_token_id
                             )
-                            for b in self._active
+                            for b, k in zip(self._active, which, strict=True)
                         ]
-                        self._stream = _Stream(self.model, seqs, self.pad_token_id)
-        elif self._active:
-            rows = torch.as_tensor(self._active, device=scores.device)
-            masked = self._stream.step(input_ids[rows, -1])
-            steps = coda_step(logp[rows], masked, cfg.alpha, cfg.empty_s)
-            new_scores[rows] = steps.scores
-            use[rows] = True
+                        part = None
+                        if self._prefix is not None:
+                            starts = self._starts(seqs, self._active, which)
+                            seqs = [s[a:] for s, a in zip(seqs, starts, strict=True)]
+                            part = self._prefix.take(self._active, starts)
+                        # p(.|X') is known from the detection: X' goes through the model with
+                        # the next token, in one pass, at the next call (if there is one)
+                        self._pending = seqs, part
+                self._prefix = None  # only the first step's sequences start with a prompt
+        elif self._active and cfg.amplify:  # without the contrast, X' is not needed any more
+            rows = list(self._active)
+            if self._pending is not None:
+                (seqs, part), self._pending = self._pending, None
+                tokens = input_ids[rows, -1].tolist()
+                seqs = [s + [t] for s, t in zip(seqs, tokens, strict=True)]
+                self._stream = _Stream(self.model, seqs, self.pad_token_id, prefix=part)
+                masked = self._stream.logp
+            else:
+                masked = self._stream.step(input_ids[rows, -1])
 
-        if not cfg.amplify:
+        if not cfg.amplify or not rows:
             return scores
-        use &= torch.isfinite(new_scores).any(-1)
-        return torch.where(use.unsqueeze(-1), new_scores.to(scores.dtype), scores)
+        rows_t = torch.as_tensor(rows, device=scores.device)
+        new = _amplified(logp[rows_t], masked, cfg.alpha, cfg.empty_s)
+        keep = torch.isfinite(new).any(-1)  # no plausible token left: keep X's scores
+        out = scores.clone()
+        out[rows_t[keep]] = new[keep].to(scores.dtype)
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -842,9 +1186,16 @@ def generate(
         ids, mask = _left_pad(batch, pad, device)
         processors = LogitsProcessorList()
         coda_proc = None
+        extra: dict[str, Any] = {}
         if method == "coda":
             sp = None if spans is None else spans[lo : lo + batch_size]
-            coda_proc = CoDALogitsProcessor(model, batch, cfg, sp, tokenizer, pad)
+            handed = None
+            if cfg.share_prefix and cfg.variant_batch_size != 1:
+                handed = _cache_for_generate(model, generate_kwargs)
+                if handed is not None:
+                    extra[handed[0]] = handed[1]
+            cache = None if handed is None else handed[1]
+            coda_proc = CoDALogitsProcessor(model, batch, cfg, sp, tokenizer, pad, cache)
             processors.append(coda_proc)
         elif method == "cad":
             processors.append(
@@ -877,6 +1228,7 @@ def generate(
                 generation_config=gcfg,
                 logits_processor=processors,
                 stopping_criteria=stopping,
+                **extra,
             )
         for row in out[:, ids.shape[1] :].tolist():
             if eos_token_id is not None and eos_token_id in row:

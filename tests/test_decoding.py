@@ -12,6 +12,10 @@ from overshadow_lab.decoding import (
     CADLogitsProcessor,
     CoDAConfig,
     CoDALogitsProcessor,
+    _amplified,
+    _indicators,
+    _left_pad,
+    _split,
     alarm_metrics,
     candidate_spans,
     coda_reference,
@@ -267,6 +271,182 @@ def test_processor_rejects_a_different_batch(llama):
     proc = CoDALogitsProcessor(llama, PROMPTS[:2])
     with pytest.raises(ValueError, match="built for 2 prompts"):
         proc(torch.ones((3, 4), dtype=torch.long), torch.zeros((3, VOCAB)))
+
+
+# ---- shared prefixes: the masked variants reuse the prompt's KV cache ------------------------------
+def _multi_token_spans(prompts):
+    """Explicit spans of 1 to 3 tokens at the start, middle and end of each prompt."""
+    out = []
+    for p in prompts:
+        n = len(p)
+        spans = [(0, 2), (n // 2, n // 2 + 3), (n - 2, n), (n - 1, n), (1, 2)]
+        out.append([(s, min(e, n)) for s, e in spans if min(e, n) - s < n])
+    return out
+
+
+SHARE_CONFIGS = [
+    CoDAConfig(variant_batch_size=3),
+    CoDAConfig(variant_batch_size=None),
+    CoDAConfig(mask="replace", mask_token_id=0, variant_batch_size=4),
+    CoDAConfig(detect="every_step", variant_batch_size=5),
+    CoDAConfig(detect="every_step", mask="replace", mask_token_id=0, empty_s="common_min"),
+]
+
+
+def _assert_same_coda(a, b):
+    assert a.outputs == b.outputs
+    assert [d.span for d in a.detections] == [d.span for d in b.detections]
+    assert [d.alarm for d in a.detections] == [d.alarm for d in b.detections]
+    for da, db in zip(a.detections, b.detections, strict=True):
+        assert da.indicators == pytest.approx(db.indicators, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    SHARE_CONFIGS,
+    ids=lambda c: f"{c.detect}-{c.mask}-{c.empty_s}-vbs{c.variant_batch_size}",
+)
+@pytest.mark.parametrize("spans", ["token", "multi"])
+@pytest.mark.parametrize("arch", ["llama", "neox"])
+def test_shared_prefix_equals_full_passes(cfg, spans, arch, llama, neox):
+    """Reusing the prompt's keys and values changes nothing: same detections, same tokens."""
+    model = llama if arch == "llama" else neox
+    sp = _multi_token_spans(PROMPTS) if spans == "multi" else None
+    on = generate(model, PROMPTS, "coda", 6, coda=cfg, spans=sp, batch_size=8)
+    off = generate(
+        model,
+        PROMPTS,
+        "coda",
+        6,
+        coda=with_options(cfg, share_prefix=False),
+        spans=sp,
+        batch_size=8,
+    )
+    _assert_same_coda(on, off)
+    assert any(math.isfinite(x) for d in on.detections for x in d.indicators)
+
+
+class _CountTokens:
+    """Counts the tokens a model is fed (input_ids of every forward call)."""
+
+    def __init__(self, model):
+        self.n = 0
+        self.handle = model.register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        ids = args[0] if args else kwargs.get("input_ids")
+        self.n += ids.numel()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def _fed(model, cfg, prompts):
+    with _CountTokens(model) as count:
+        generate(model, prompts, "coda", 1, coda=cfg, batch_size=len(prompts))
+    return count.n
+
+
+def test_shared_prefix_feeds_fewer_tokens_and_per_variant_stays_plain(neox):
+    prompts = [list(range(1, 31)), list(range(5, 27))]  # 30 and 22 tokens: 52 token spans
+    quiet = {"threshold": math.inf}  # no alarm: detection only, no stream for X' afterwards
+    plain = 2 * 30 + 30 * 29 + 22 * 21  # generate's prompts, then every whole masked prompt
+    per_variant = CoDAConfig(variant_batch_size=1, **quiet)
+    assert _fed(neox, with_options(per_variant, share_prefix=False), prompts) == plain
+    assert _fed(neox, per_variant, prompts) == plain  # 1 = one plain pass per variant
+    full = _fed(neox, CoDAConfig(share_prefix=False, **quiet), prompts)
+    assert full == 2 * 30 + 52 * 29  # one pass, padded to the longest variant
+    shared = _fed(neox, CoDAConfig(**quiet), prompts)
+    assert shared < 0.6 * full  # about half the tokens, and none for the prompts again
+    # exactly: generate's prompts, then each variant from its span on (deleting the last token
+    # leaves one token to feed), padded within the passes _split chooses
+    fed = sorted([t - 1 - a for t in (30, 22) for a in range(t - 1)] + [1, 1])
+    assert shared == 2 * 30 + sum((j - i) * fed[j - 1] for i, j in _split(fed, 64))
+
+
+def test_shared_prefix_batches_prompts_of_different_lengths(llama):
+    """A batch of prompts of different lengths equals each prompt alone, with shared prefixes."""
+    cfg = CoDAConfig(variant_batch_size=4)
+    prompts = PROMPTS + [list(range(1, 20))]
+    batched = generate(llama, prompts, "coda", 5, coda=cfg, batch_size=len(prompts))
+    single = [generate(llama, [p], "coda", 5, coda=cfg) for p in prompts]
+    assert batched.outputs == [r.outputs[0] for r in single]
+    for d, r in zip(batched.detections, single, strict=True):
+        assert d.indicators == pytest.approx(r.detections[0].indicators, rel=1e-4, abs=1e-4)
+
+
+def test_processor_alone_computes_the_prompt_cache_itself(llama):
+    """Without generate's cache (plain model.generate) the processor runs the prompts itself."""
+    ids, mask = _left_pad(PROMPTS, 0, "cpu")
+    proc = CoDALogitsProcessor(llama, PROMPTS)
+    out = llama.generate(
+        ids,
+        attention_mask=mask,
+        logits_processor=[proc],
+        max_new_tokens=5,
+        do_sample=False,
+        pad_token_id=0,
+    )
+    ref = generate(llama, PROMPTS, "coda", 5, batch_size=len(PROMPTS))
+    assert out[:, ids.shape[1] :].tolist() == ref.outputs
+    assert [d.span for d in proc.detections] == [d.span for d in ref.detections]
+
+
+def test_lab_model_shares_prefixes():
+    from overshadow_lab.models import make_model
+
+    model = make_model("tiny", vocab_size=VOCAB, seed=0).eval()
+    on = generate(model, PROMPTS, "coda", 4, coda=CoDAConfig(variant_batch_size=3))
+    off = generate(model, PROMPTS, "coda", 4, coda=CoDAConfig(share_prefix=False))
+    _assert_same_coda(on, off)
+
+
+@pytest.mark.parametrize("empty_s", ["skip", "common_min"])
+@pytest.mark.parametrize("flat", [False, True])
+def test_indicators_on_the_plausible_set_equal_coda_step(empty_s, flat):
+    g = torch.Generator().manual_seed(0)
+    scale = 0.01 if flat else 4.0  # flat: every token plausible, the whole-vocabulary branch
+    logits = torch.randn(3, 200, generator=g) * scale
+    logits[1, 7] = -math.inf  # a token banned by another processor
+    logp = torch.log_softmax(logits, -1)
+    noise = torch.randn(12, 200, generator=g)
+    masked = torch.log_softmax(logits.repeat_interleave(4, 0) * 1.3 + noise, -1)
+    masked[4] = logp[1]  # S empty: -inf for "skip"
+    owner = torch.arange(3).repeat_interleave(4)
+    expected = coda_step(logp[owner], masked, 0.01, empty_s).indicator
+    blocks = [(0, masked[:4]), (1, masked[4:6]), (1, masked[6:8]), (2, masked[8:])]
+    got = _indicators(logp, blocks, 0.01, empty_s)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-4)
+    if empty_s == "skip":
+        assert got[4].item() == -math.inf
+    assert _indicators(logp, [(2, masked[:0]), (0, masked[:3])]).shape == (3,)
+
+
+@pytest.mark.parametrize("empty_s", ["skip", "common_min"])
+def test_amplified_scores_on_the_plausible_set_equal_coda_step(empty_s):
+    g = torch.Generator().manual_seed(1)
+    for scale in (0.01, 1.0, 4.0, 8.0):  # 0.01: flat, the whole-vocabulary branch
+        logits = torch.randn(3, 300, generator=g) * scale
+        logits[1, 7] = -math.inf
+        logp = torch.log_softmax(logits, -1)
+        noise = torch.randn(3, 300, generator=g)
+        masked = torch.log_softmax(logits * 1.3 + noise, -1)
+        masked[2] = logp[2]  # S empty
+        expected = coda_step(logp, masked, 0.01, empty_s).scores
+        assert torch.equal(_amplified(logp, masked, 0.01, empty_s), expected)
+
+
+def test_split_into_passes():
+    lengths = [1, 1, 2, 2, 3, 20, 20, 21]
+    bounds = _split(lengths, 3, pass_cost=4)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(lengths)
+    assert all(a < b <= a + 3 for a, b in bounds)
+    assert all(b1 == a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:], strict=False))
+    assert _split(lengths, None, pass_cost=10**6) == [(0, 8)]  # a costly pass: one pass
+    assert _split(lengths, None, pass_cost=0) == [(0, 2), (2, 4), (4, 5), (5, 7), (7, 8)]
 
 
 # ---- baselines -------------------------------------------------------------------------------------
