@@ -35,21 +35,26 @@ from overshadow_lab.models import count_parameters, make_model  # noqa: E402
 from overshadow_lab.train import train_model  # noqa: E402
 
 
-def lab(sets, args, fast: bool = True) -> float:
-    model = make_model(args.size, sets.vocab_size, seed=0)
-    r = train_model(
+def _lab_train(sets, size, steps, batch_size, seed=0, **options):
+    """``train_model`` for exactly ``steps`` steps (RR can never stop it early); the result."""
+    model = make_model(size, sets.vocab_size, seed=seed)
+    return train_model(
         model,
         sets,
         rule="converge",
         rr_threshold=1.0,
-        max_steps=args.steps,
-        eval_every=args.steps,
+        max_steps=steps,
+        eval_every=steps,
         patience=10**6,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         lr=3e-3,
         progress=False,
-        fast=fast,
+        **options,
     )
+
+
+def lab(sets, args, fast: bool = True) -> float:
+    r = _lab_train(sets, args.size, args.steps, args.batch_size, fast=fast)
     return r.tokens / r.seconds
 
 
@@ -119,20 +124,7 @@ def _lab_one_thread(job) -> int:
     size, steps, batch_size, P, L, seed = job
     torch.set_num_threads(1)
     sets = make_knowledge_sets(P=P, L=L, seed=seed)
-    model = make_model(size, sets.vocab_size, seed=seed)
-    r = train_model(
-        model,
-        sets,
-        rule="converge",
-        rr_threshold=1.0,
-        max_steps=steps,
-        eval_every=steps,
-        patience=10**6,
-        batch_size=batch_size,
-        lr=3e-3,
-        progress=False,
-        threads=1,
-    )
+    r = _lab_train(sets, size, steps, batch_size, seed=seed, threads=1)
     return r.tokens
 
 

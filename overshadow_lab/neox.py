@@ -73,12 +73,22 @@ def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
     base, cfg = model.gpt_neox, model.config
     batch, length = input_ids.shape
     d = cfg.hidden_size
+    size = base.layers[0].attention.head_size
+    heads = d // size
     x = F.embedding(input_ids, base.embed_in.weight)
     cos, sin, rotate = _tables(model, length, x.device, x.dtype)
+
+    def mlp(layer, x):
+        ln, m = layer.post_attention_layernorm, layer.mlp
+        h = F.linear(
+            F.layer_norm(x, (d,), ln.weight, ln.bias, ln.eps),
+            m.dense_h_to_4h.weight,
+            m.dense_h_to_4h.bias,
+        )
+        return F.linear(F.gelu(h), m.dense_4h_to_h.weight, m.dense_4h_to_h.bias)
+
     for layer in base.layers:
-        att = layer.attention
-        heads, size = d // att.head_size, att.head_size
-        ln1 = layer.input_layernorm
+        att, ln1 = layer.attention, layer.input_layernorm
         h = F.layer_norm(x, (d,), ln1.weight, ln1.bias, ln1.eps)
         qkv = F.linear(h, att.query_key_value.weight, att.query_key_value.bias)
         q, k, v = qkv.view(batch, length, heads, 3 * size).transpose(1, 2).split(size, dim=-1)
@@ -86,14 +96,10 @@ def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
         k = k * cos + (k @ rotate) * sin
         o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=att.scaling)
         o = F.linear(o.transpose(1, 2).reshape(batch, length, d), att.dense.weight, att.dense.bias)
-        ln2, mlp = layer.post_attention_layernorm, layer.mlp
-        if layer.use_parallel_residual:
-            m = F.layer_norm(x, (d,), ln2.weight, ln2.bias, ln2.eps)
+        if layer.use_parallel_residual:  # attention and MLP both read the layer's input
+            x = x + o + mlp(layer, x)
         else:
             x = x + o
-            m = F.layer_norm(x, (d,), ln2.weight, ln2.bias, ln2.eps)
-        m = F.linear(m, mlp.dense_h_to_4h.weight, mlp.dense_h_to_4h.bias)
-        m = F.linear(F.gelu(m), mlp.dense_4h_to_h.weight, mlp.dense_4h_to_h.bias)
-        x = x + o + m if layer.use_parallel_residual else x + m
+            x = x + mlp(layer, x)
     final = base.final_layer_norm
     return F.layer_norm(x, (d,), final.weight, final.bias, final.eps)
