@@ -57,10 +57,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from overshadow_lab.benchmarks import load_memotrap
+    from overshadow_lab.benchmark_data import load_memotrap
     from overshadow_lab.decoding import CoDAConfig, generate
     from overshadow_lab.hub import load_pretrained
-    from overshadow_lab.models import make_model
+    from overshadow_lab.lab.models import make_model
 
     model, tok = load_pretrained(args.model)
     df = load_memotrap(subtasks=["proverb", "hate"])

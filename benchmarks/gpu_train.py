@@ -70,7 +70,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from overshadow_lab.device import get_device
-    from overshadow_lab.finetune import benchmark_training
+    from overshadow_lab.finetuning.finetune import benchmark_training
 
     dev = get_device(args.device)
     gpu = dev.type == "cuda"

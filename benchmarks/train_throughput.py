@@ -30,9 +30,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
 
-from overshadow_lab.data import make_knowledge_sets  # noqa: E402
-from overshadow_lab.models import count_parameters, make_model  # noqa: E402
-from overshadow_lab.train import train_model  # noqa: E402
+from overshadow_lab.lab.data import make_knowledge_sets  # noqa: E402
+from overshadow_lab.lab.models import count_parameters, make_model  # noqa: E402
+from overshadow_lab.lab.train import train_model  # noqa: E402
 
 
 def _lab_train(sets, size, steps, batch_size, seed=0, **options):

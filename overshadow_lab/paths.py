@@ -2,7 +2,7 @@
 
 * Data: ``$OVERSHADOW_DATA`` if set, else ``../shared/data`` beside the repository (the layout
   of a development checkout and of CI). ``data_dir()`` returns ``None`` when neither exists, and
-  the loaders in :mod:`overshadow_lab.benchmarks` then fetch the public copies into the cache.
+  the loaders in :mod:`overshadow_lab.benchmark_data` then fetch the public copies into the cache.
 * Cache: ``$OVERSHADOW_CACHE`` if set, else ``~/.cache/overshadow_lab``.
 """
 

@@ -5,7 +5,7 @@ Several GPUs:       accelerate launch --num_processes 4 scripts/gpu_tier.py --ou
 Record for the book: add --record (writes overshadow_lab/recorded/gpu_tier.csv + .json; commit them)
 CPU smoke test:     python scripts/gpu_tier.py --scale tiny --out /tmp/gpu_tier_smoke
 
-What runs (``overshadow_lab.finetune.gpu_tier_plan``):
+What runs (``overshadow_lab.finetuning.finetune.gpu_tier_plan``):
 
 1. the model-size sweep of the lab, ``run_sweep("S", tier="gpu")``: GPT-NeoX shapes of the
    Pythia suite (14M ... 1B) trained from scratch on the same synthetic corpus (P = 5, L = 5);
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         os.environ.setdefault("OVERSHADOW_TIER", "cpu")
     else:
         os.environ.setdefault("OVERSHADOW_TIER", "gpu")
-    from overshadow_lab.finetune import (
+    from overshadow_lab.finetuning.finetune import (
         gpu_tier_plan,
         merge_parts,
         provenance,
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         return 0
     bench = []
     if args.benchmark:
-        from overshadow_lab.finetune import benchmark_training
+        from overshadow_lab.finetuning.finetune import benchmark_training
 
         tiny = args.scale == "tiny"
         for name, opts in (
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         f"gpu_tier: {len(table)} rows -> {csv} (provenance {meta}) in {prov['wall_seconds']:.0f} s"
     )
     if args.record:
-        from overshadow_lab.finetune import RECORDED_DIR
+        from overshadow_lab.finetuning.finetune import RECORDED_DIR
 
         RECORDED_DIR.mkdir(parents=True, exist_ok=True)
         shutil.copy(csv, RECORDED_DIR / csv.name)

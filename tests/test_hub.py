@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from overshadow_lab import hub
-from tests.test_benchmarks import tiny_lm
+from tests.tiny import tiny_lm
 
 
 @pytest.fixture()

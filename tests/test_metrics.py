@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from overshadow_lab.data import make_knowledge_sets
+from overshadow_lab.lab.data import make_knowledge_sets
+from overshadow_lab.lab.models import make_model
 from overshadow_lab.metrics import (
     answer_matches,
     bootstrap_ci,
@@ -13,7 +14,6 @@ from overshadow_lab.metrics import (
     rates_from_matches,
     relative_hallucination_rate,
 )
-from overshadow_lab.models import make_model
 
 
 def test_relative_hallucination_rate():

@@ -101,7 +101,7 @@ def _clean(obj):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from overshadow_lab import benchmarks as bm
+    from overshadow_lab import benchmark_data as bm
     from overshadow_lab.decoding import CoDAConfig, alarm_metrics
 
     if args.limit is not None and args.limit < 1:
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     result: dict = {"benchmark": args.benchmark, "method": args.method, "model": args.model}
 
     if args.benchmark == "synthetic":
-        from overshadow_lab.models import load_run
+        from overshadow_lab.lab.models import load_run
 
         folder = args.data or args.model
         model, sets = load_run(folder)

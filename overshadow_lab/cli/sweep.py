@@ -84,7 +84,7 @@ FIXED = (
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from overshadow_lab.sweep import run_sweep, summarize
+    from overshadow_lab.lab.sweep import run_sweep, summarize
 
     fixed = {k: getattr(args, k) for k in FIXED if getattr(args, k, None) is not None}
     for k in ("P", "L"):

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from overshadow_lab.data import insert_span
 from overshadow_lab.exercises.framework import Case, Exercise, Mistake, register
+from overshadow_lab.lab.data import insert_span
+from overshadow_lab.lab.train import epoch_steps
 from overshadow_lab.metrics import exact_match_rate
-from overshadow_lab.train import epoch_steps
 
 check_insert_span = register(
     Exercise(

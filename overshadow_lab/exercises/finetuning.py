@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from overshadow_lab.exercises.framework import Case, Exercise, Mistake, register
-from overshadow_lab.finetune import model_flops_utilization, shard_of
-from overshadow_lab.tasks import filler_tokens_needed
+from overshadow_lab.finetuning.finetune import model_flops_utilization, shard_of
+from overshadow_lab.finetuning.tasks import filler_tokens_needed
 
 check_model_flops_utilization = register(
     Exercise(

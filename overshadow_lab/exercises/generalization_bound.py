@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from overshadow_lab.exercises.framework import Case, Exercise, Mistake, register
-from overshadow_lab.theory import (
+from overshadow_lab.theory.bound import (
     dominant_features,
     h_linear,
     h_log,

@@ -447,12 +447,12 @@ def length_argument(
     For every subordinate prompt ``X_share ⊙ x_b`` the table reports the mean over sets of
     ``nll_Ya_sub = -log p(Y_a | sub)`` (the false, dominant answer), ``nll_Yb_sub`` (the true
     one) and, for reference, ``nll_Ya_dom`` on the dominant prompts; plus the lab's RR and HR,
-    the training steps and seconds. ``train_overrides`` go to :func:`overshadow_lab.train.train_model`.
+    the training steps and seconds. ``train_overrides`` go to :func:`overshadow_lab.lab.train.train_model`.
     """
-    from overshadow_lab.data import make_knowledge_sets
+    from overshadow_lab.lab.data import make_knowledge_sets
+    from overshadow_lab.lab.models import make_model
+    from overshadow_lab.lab.train import train_model
     from overshadow_lab.metrics import evaluate
-    from overshadow_lab.models import make_model
-    from overshadow_lab.train import train_model
 
     options = {"progress": False, **train_overrides}
     rows = []
@@ -492,7 +492,7 @@ def symbolic_flip_residuals(
     differentiates it symbolically, and evaluates the three partial derivatives at
     ``V = c/2, B = -c/2, A = c q, lam = 2 s / (N c)`` with ``q = (n + 1/(L-1)) / (2m)`` and
     ``c = log((1-q)/q) / (1/2 + q)``. All three are 0 (to ``digits`` digits) when the closed form of
-    :func:`overshadow_lab.solvable.flip_threshold` is right.
+    :func:`overshadow_lab.theory.solvable.flip_threshold` is right.
     """
     import sympy as sp
 

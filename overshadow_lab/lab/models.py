@@ -133,7 +133,7 @@ def size_parameters(size: str, vocab_size: int = 2000) -> int:
     GPT-NeoX with untied embeddings: ``2*V*d`` (input and output embeddings) plus, per layer,
     two layer norms ``4d``, fused QKV ``3d^2+3d``, output projection ``d^2+d`` and the MLP
     ``8d^2+5d``, plus the final layer norm ``2d``: ``2Vd + layers*(12d^2 + 13d) + 2d``.
-    (``tests/test_models.py`` checks it against :func:`count_parameters` of built models.)
+    (``tests/lab/test_models.py`` checks it against :func:`count_parameters` of built models.)
     """
     if size not in SIZES:
         raise ValueError(f"unknown model size {size!r}: use one of {', '.join(SIZES)}")
@@ -172,7 +172,7 @@ def load_run(directory: str | Path):
 
     from transformers import AutoModelForCausalLM
 
-    from overshadow_lab.data import EvalSet, KnowledgeSets, SyntheticConfig
+    from overshadow_lab.lab.data import EvalSet, KnowledgeSets, SyntheticConfig
 
     directory = Path(directory)
     if not (directory / "config.json").is_file():

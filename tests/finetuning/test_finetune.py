@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from overshadow_lab.finetune import (
+from overshadow_lab.finetuning.finetune import (
     PEAK_BF16_FLOPS,
     FinetuneResult,
     benchmark_training,
@@ -32,7 +32,7 @@ from overshadow_lab.finetune import (
     save_recorded,
     shard_of,
 )
-from overshadow_lab.models import count_parameters, make_model
+from overshadow_lab.lab.models import count_parameters, make_model
 
 
 def test_freeze_all_but_last_trains_only_the_top_blocks_and_the_final_norm():
@@ -209,7 +209,7 @@ def test_log10_span():
 
 
 def test_task_grid_holds_L_fixed_across_P_and_reports_R():
-    from overshadow_lab.finetune import run_task_grid
+    from overshadow_lab.finetuning.finetune import run_task_grid
 
     grid = run_task_grid(["logical"], [2, 8], n_sets=3, size="nano", max_steps=10, n_boot=20)
     assert grid.P.tolist() == [2, 8]

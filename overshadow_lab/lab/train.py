@@ -13,7 +13,7 @@ Rules (SPEC §3):
 Speed on a CPU comes from doing little besides the model's own work: the corpus is turned once
 into tensors grouped by sequence length (synthetic corpora have one length, so no padding and no
 attention mask), batches are index slices of those tensors, GPT-NeoX models run a lean forward
-(:mod:`overshadow_lab.neox`), the output layer and the loss are one fused step
+(:mod:`overshadow_lab.lab.neox`), the output layer and the loss are one fused step
 (:class:`LinearCrossEntropy`), AdamW is the fused/foreach implementation, and RR is read from
 one teacher-forced forward pass instead of ``generate``. ``TrainConfig(fast=False)`` trains
 through the model's own forward instead (same results up to float rounding);
@@ -262,12 +262,12 @@ def lm_loss(model, batch: torch.Tensor, fast: bool | None = None) -> torch.Tenso
     """Mean next-token cross-entropy over every position of the (unpadded) batch.
 
     ``fast=None`` (default) takes the quick route when the model allows it and no autocast is
-    active: GPT-NeoX models go through :func:`overshadow_lab.neox.hidden_states`, and the output
+    active: GPT-NeoX models go through :func:`overshadow_lab.lab.neox.hidden_states`, and the output
     layer and the loss are computed together by :class:`LinearCrossEntropy` (:func:`fusable`).
     ``fast=False`` always calls the model and ``F.cross_entropy`` on its logits. Both give the
-    same loss and gradients up to float rounding (``tests/test_train.py`` checks it).
+    same loss and gradients up to float rounding (``tests/lab/test_train.py`` checks it).
     """
-    from overshadow_lab import neox
+    from overshadow_lab.lab import neox
 
     inputs, targets = batch[:, :-1], batch[:, 1:].reshape(-1)
     if fast is None:

@@ -10,7 +10,7 @@ matrix product instead of slicing and concatenating.
 
 It serves the training loss only (no KV cache, no padding, no attention outputs); evaluation and
 generation use the model's own forward. :func:`supported` says whether a model qualifies
-(GPT-NeoX, default rotary, exact GELU, no dropout while training); ``tests/test_neox.py`` checks
+(GPT-NeoX, default rotary, exact GELU, no dropout while training); ``tests/lab/test_neox.py`` checks
 that the hidden states and every parameter's gradient match the transformers forward.
 """
 

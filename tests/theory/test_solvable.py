@@ -1,4 +1,4 @@
-"""Tests of the exactly solvable model (overshadow_lab.solvable)."""
+"""Tests of the exactly solvable model (overshadow_lab.theory.solvable)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from overshadow_lab.solvable import (
+from overshadow_lab.theory.solvable import (
     CURVE_COLUMNS,
     SolvableConfig,
     flip_threshold,

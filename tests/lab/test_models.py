@@ -1,10 +1,10 @@
-"""Tests of overshadow_lab.models: sizes, exact parameter counts, save/load of a run."""
+"""Tests of overshadow_lab.lab.models: sizes, exact parameter counts, save/load of a run."""
 
 import pytest
 import torch
 
-from overshadow_lab.data import make_knowledge_sets
-from overshadow_lab.models import (
+from overshadow_lab.lab.data import make_knowledge_sets
+from overshadow_lab.lab.models import (
     CPU_SIZES,
     SIZES,
     count_parameters,

@@ -1,14 +1,13 @@
-"""Tests of overshadow_lab.train: stopping rules, determinism, checkpoints, bad options."""
+"""Tests of overshadow_lab.lab.train: stopping rules, determinism, checkpoints, bad options."""
 
 import math
 
 import pytest
 import torch
 
-from overshadow_lab.data import make_knowledge_sets
-from overshadow_lab.metrics import evaluate
-from overshadow_lab.models import make_model
-from overshadow_lab.train import (
+from overshadow_lab.lab.data import make_knowledge_sets
+from overshadow_lab.lab.models import make_model
+from overshadow_lab.lab.train import (
     LinearCrossEntropy,
     TrainConfig,
     fusable,
@@ -16,6 +15,7 @@ from overshadow_lab.train import (
     progress_enabled,
     train_model,
 )
+from overshadow_lab.metrics import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from overshadow_lab import neox
-from overshadow_lab.models import make_model
+from overshadow_lab.lab import neox
+from overshadow_lab.lab.models import make_model
 
 
 def _ids(batch, length, vocab=50, seed=0):

@@ -1,10 +1,10 @@
-"""Tests of overshadow_lab.sweep: planning, hashing, sharding, atomic appends and resuming."""
+"""Tests of overshadow_lab.lab.sweep: planning, hashing, sharding, atomic appends and resuming."""
 
 import pandas as pd
 import pytest
 
-from overshadow_lab.models import size_parameters
-from overshadow_lab.sweep import (
+from overshadow_lab.lab.models import size_parameters
+from overshadow_lab.lab.sweep import (
     append_row,
     config_hash,
     default_grid,

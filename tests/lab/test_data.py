@@ -1,8 +1,8 @@
-"""Tests of overshadow_lab.data: structure of the knowledge sets and the error messages."""
+"""Tests of overshadow_lab.lab.data: structure of the knowledge sets and the error messages."""
 
 import pytest
 
-from overshadow_lab.data import SyntheticConfig, make_knowledge_sets
+from overshadow_lab.lab.data import SyntheticConfig, make_knowledge_sets
 
 
 @pytest.mark.parametrize("position", ["end", "middle", "start", "random"])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from overshadow_lab.data import KnowledgeSets
-from overshadow_lab.tasks import (
+from overshadow_lab.finetuning.tasks import (
     TASKS,
     TaskConfig,
     WordTokenizer,
@@ -14,6 +13,7 @@ from overshadow_lab.tasks import (
     relative_length,
     task_summary,
 )
+from overshadow_lab.lab.data import KnowledgeSets
 
 
 class CharTokenizer:

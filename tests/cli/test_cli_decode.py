@@ -7,7 +7,7 @@ import json
 import pytest
 
 from overshadow_lab.cli import main
-from tests.test_benchmarks import MEMO_CSV, NQ_ROW, tiny_lm
+from tests.tiny import MEMO_CSV, NQ_ROW, tiny_lm
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,8 @@ def test_errors_are_clean(setup, capsys):
 
 
 def test_synthetic_from_a_saved_run(tmp_path, capsys):
-    data = pytest.importorskip("overshadow_lab.data")
-    models = pytest.importorskip("overshadow_lab.models")
+    data = pytest.importorskip("overshadow_lab.lab.data")
+    models = pytest.importorskip("overshadow_lab.lab.models")
     sets = data.make_knowledge_sets(P=2, L=3, n_sets=4, vocab=200, seed=0)
     model = models.make_model("nano", vocab_size=sets.vocab_size)
     models.save_run(tmp_path / "run", model, sets)

@@ -210,8 +210,8 @@ def plan_runs(
 
 
 def _validate_run(cfg: dict) -> None:
-    from overshadow_lab.data import SyntheticConfig, validate_config
-    from overshadow_lab.models import SIZES
+    from overshadow_lab.lab.data import SyntheticConfig, validate_config
+    from overshadow_lab.lab.models import SIZES
 
     validate_config(SyntheticConfig(**{k: cfg[k] for k in DATA_KEYS}, seed=cfg["seed"]))
     if cfg["size"] not in SIZES and not os.path.isdir(cfg["size"]) and "/" not in cfg["size"]:
@@ -239,10 +239,10 @@ def provenance(device: str | None = None) -> dict:
 
 def run_one(run: dict, device: str | None = None, threads: int | None = None) -> dict:
     """Train and evaluate one run of a sweep; returns its result row (without provenance)."""
-    from overshadow_lab.data import make_knowledge_sets
+    from overshadow_lab.lab.data import make_knowledge_sets
+    from overshadow_lab.lab.models import count_parameters, make_model
+    from overshadow_lab.lab.train import TrainConfig, train_model
     from overshadow_lab.metrics import evaluate
-    from overshadow_lab.models import count_parameters, make_model
-    from overshadow_lab.train import TrainConfig, train_model
 
     sets = make_knowledge_sets(**{k: run[k] for k in DATA_KEYS}, seed=run["seed"])
     model = make_model(run["size"], sets.vocab_size, init=run["init"], seed=run["seed"])
@@ -384,7 +384,7 @@ def run_sweep(
     number of parallel CPU processes (default: one per core for small CPU models, 1 otherwise).
     The returned table holds this sweep's runs (of this shard) with provenance columns.
     """
-    from overshadow_lab.train import progress_enabled
+    from overshadow_lab.lab.train import progress_enabled
 
     runs = plan_runs(factor, values, seeds, tier, **fixed)
     sh = parse_shard(shard)
@@ -400,7 +400,7 @@ def run_sweep(
     pending = [r for r in runs if r["config_hash"] not in rows]
     dev = get_device(device)
     if workers is None:
-        from overshadow_lab.models import SIZES, size_parameters
+        from overshadow_lab.lab.models import SIZES, size_parameters
 
         small = all(r["size"] in SIZES and size_parameters(r["size"], 2000) < 3e6 for r in pending)
         workers = min(os.cpu_count() or 1, len(pending)) if (dev.type == "cpu" and small) else 1

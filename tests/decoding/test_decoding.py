@@ -396,7 +396,7 @@ def test_processor_alone_computes_the_prompt_cache_itself(llama):
 
 
 def test_lab_model_shares_prefixes():
-    from overshadow_lab.models import make_model
+    from overshadow_lab.lab.models import make_model
 
     model = make_model("tiny", vocab_size=VOCAB, seed=0).eval()
     on = generate(model, PROMPTS, "coda", 4, coda=CoDAConfig(variant_batch_size=3))

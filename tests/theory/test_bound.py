@@ -1,4 +1,4 @@
-"""Tests of overshadow_lab.theory: every algebraic step of the bound, checked three ways."""
+"""Tests of overshadow_lab.theory.bound: every algebraic step of the bound, checked three ways."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from overshadow_lab.theory import (
+from overshadow_lab.theory.bound import (
     bound_terms,
     cross_entropy,
     dominant_features,
@@ -251,9 +251,9 @@ def test_exercise_references_pass_and_mistakes_are_named():
 
 # -- the measurement helpers on a tiny lab model -----------------------------------------------------
 def test_answer_nll_equals_a_plain_forward_pass_and_length_argument_runs():
-    from overshadow_lab.data import make_knowledge_sets
-    from overshadow_lab.models import make_model
-    from overshadow_lab.theory import answer_nll, length_argument
+    from overshadow_lab.lab.data import make_knowledge_sets
+    from overshadow_lab.lab.models import make_model
+    from overshadow_lab.theory.bound import answer_nll, length_argument
 
     sets = make_knowledge_sets(P=2, L=3, n_sets=4, seed=0)
     model = make_model("nano", vocab_size=sets.vocab_size, seed=0)

@@ -26,7 +26,7 @@ token positions of ``x`` are known exactly and ``L`` is counted in the tokenizer
 length is reached by prefixing ``X_share`` with neutral filler text (the same in every statement
 of a set); ``L=None`` uses the shortest length that all sets reach.
 
-The result is a :class:`TaskSets`, a :class:`~overshadow_lab.data.KnowledgeSets`, so that the
+The result is a :class:`TaskSets`, a :class:`~overshadow_lab.lab.data.KnowledgeSets`, so that the
 lab's ``train_model`` and ``evaluate`` work on it unchanged. Any tokenizer with
 ``encode(text, add_special_tokens=False)``, ``decode(ids)`` and ``len()`` works: a Hugging Face
 tokenizer (SmolLM2's offline, any hub tokenizer online) or the small :class:`WordTokenizer`
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from overshadow_lab.data import EvalSet, KnowledgeSets
+from overshadow_lab.lab.data import EvalSet, KnowledgeSets
 
 TASKS: tuple[str, ...] = (
     "event-time",

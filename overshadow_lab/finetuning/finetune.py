@@ -36,7 +36,7 @@ import torch
 from overshadow_lab.device import get_device, get_tier
 from overshadow_lab.paths import git_commit, git_dirty
 
-RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
+RECORDED_DIR = Path(__file__).resolve().parent.parent / "recorded"
 
 # Dense peak bf16 (fp16 for the T4) tensor-core FLOP/s per device, from the vendors' data sheets.
 PEAK_BF16_FLOPS: dict[str, float] = {
@@ -99,7 +99,7 @@ def freeze_all_but_last(model, n_blocks: int | None) -> int:
             if isinstance(norm, torch.nn.Module):
                 for p in norm.parameters():
                     p.requires_grad_(True)
-    from overshadow_lab.models import count_parameters
+    from overshadow_lab.lab.models import count_parameters
 
     return count_parameters(model, trainable_only=True)
 
@@ -163,8 +163,8 @@ def load_model(name: str, device: str | None = None):
     ``"tiny-random"``: a from-scratch GPT-NeoX ``tiny`` with the 256-token byte tokenizer, the
     CPU-sized stand-in that exercises the fine-tuning code path in tests."""
     if name == "tiny-random":
-        from overshadow_lab.models import make_model
-        from overshadow_lab.tasks import ByteTokenizer
+        from overshadow_lab.finetuning.tasks import ByteTokenizer
+        from overshadow_lab.lab.models import make_model
 
         return make_model("tiny", vocab_size=256).to(get_device(device)), ByteTokenizer()
     from overshadow_lab.hub import load_pretrained
@@ -270,10 +270,10 @@ def finetune_task(
     ``epochs=8``, ``lr=1e-4``, ``batch_size=8``, no warm-up). Loss is over the whole sequence, as
     in the papers. Returns a :class:`FinetuneResult`.
     """
+    from overshadow_lab.finetuning.tasks import make_task
+    from overshadow_lab.lab.models import count_parameters
+    from overshadow_lab.lab.train import train_model
     from overshadow_lab.metrics import evaluate
-    from overshadow_lab.models import count_parameters
-    from overshadow_lab.tasks import make_task
-    from overshadow_lab.train import train_model
 
     name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
     if isinstance(model, str):
@@ -342,10 +342,10 @@ def run_task_grid(
     go to ``train_model`` (default: the converge rule, ``max_steps=600``, ``eval_every=25``,
     ``batch_size=32``, ``lr=3e-3``).
     """
+    from overshadow_lab.finetuning.tasks import WordTokenizer, make_task
+    from overshadow_lab.lab.models import count_parameters, make_model
+    from overshadow_lab.lab.train import train_model
     from overshadow_lab.metrics import evaluate
-    from overshadow_lab.models import count_parameters, make_model
-    from overshadow_lab.tasks import WordTokenizer, make_task
-    from overshadow_lab.train import train_model
 
     opts = {
         "rule": "converge",
@@ -420,7 +420,7 @@ def peak_flops(
 def matmul_parameters(model) -> int:
     """Parameters that take part in matrix products: all but the input embedding table (a
     lookup costs no multiply-adds; an output head tied to it does, and is counted)."""
-    from overshadow_lab.models import count_parameters
+    from overshadow_lab.lab.models import count_parameters
 
     n = count_parameters(model)
     emb = model.get_input_embeddings().weight
@@ -480,9 +480,9 @@ def benchmark_training(
     lab's trainer does), at the same number of tokens per batch. MFU counts
     :func:`matmul_parameters` and is NaN on a CPU (no meaningful peak).
     """
-    from overshadow_lab.data import make_knowledge_sets
-    from overshadow_lab.models import make_model
-    from overshadow_lab.train import make_optimizer
+    from overshadow_lab.lab.data import make_knowledge_sets
+    from overshadow_lab.lab.models import make_model
+    from overshadow_lab.lab.train import make_optimizer
 
     dev = get_device(device)
     bf16 = (dev.type == "cuda") if bf16 is None else bool(bf16)
@@ -731,7 +731,7 @@ def run_plan(
     faster with no communication. ``model_loader(name) -> (model, tokenizer)`` defaults to
     :func:`load_model` (``"tiny-random"`` gives a CPU-sized stand-in).
     """
-    from overshadow_lab.sweep import append_row, config_hash, run_sweep
+    from overshadow_lab.lab.sweep import append_row, config_hash, run_sweep
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
