@@ -2,6 +2,13 @@
 #   make book   build the executed book into _build/html
 #   make test   lint, unit tests, every chapter under nbval, strict book build
 # Both create .venv on first use; later runs reinstall only when pyproject.toml changes.
+#
+# Chapters are executed the way a reader runs them: from the built wheel, installed into an
+# environment OUTSIDE the checkout ($(INSTALLED)), with no data folder beside it and no
+# OVERSHADOW_DATA. That environment borrows the dependencies of .venv through a .pth line (so
+# nothing is downloaded twice) but holds its own non-editable copy of overshadow_lab. nbval's run
+# is stored in the book's execution cache (tools/nbval_cache.py), so the strict book build that
+# follows reuses it and no chapter executes twice.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -9,13 +16,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
-NBVAL_DIR := _build/nbval
+INSTALLED ?= $(or $(TMPDIR),/tmp)/overshadow-lab-installed-$(shell echo "$(CURDIR)" | sha1sum | cut -c1-8)
+WHEEL_DIR := _build/wheel
 JB_FLAGS := -W -n --keep-going
+PYTEST := -p no:cacheprovider -rs --durations=10
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export TQDM_MININTERVAL := 5
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test lint unit chapters notebooks install clean help
+.PHONY: book test lint unit chapters installed notebooks install clean help
 
 help:
 	@echo "make book   build the executed book into _build/html"
@@ -31,8 +40,26 @@ $(STAMP): pyproject.toml tools/install_torch.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-book: $(STAMP)
-	$(BIN)/python tools/notebooks.py invalidate
+# The wheel, installed outside the checkout: what `pip install` gives a reader.
+installed: $(STAMP)
+	@rm -rf $(WHEEL_DIR) $(INSTALLED)
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_DIR) .
+	$(BIN)/python -m venv --without-pip $(INSTALLED)
+	@site=$$($(INSTALLED)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"); \
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > $$site/_overshadow_dependencies.pth; \
+	$(BIN)/python -m pip install -q --no-deps --no-index --target $$site $(WHEEL_DIR)/*.whl; \
+	cd $(INSTALLED) && env -u OVERSHADOW_DATA bin/python -c "import overshadow_lab as o, sys; \
+	  assert '$(CURDIR)' not in o.__file__, o.__file__; print('chapters run from', o.__file__)"
+
+# Every chapter that changed, executed once under nbval from the installed wheel.
+chapters: installed
+	$(BIN)/python tools/notebooks.py stage $(INSTALLED)/chapters
+	cd $(INSTALLED)/chapters && if [ "$$(cat staged.json)" != "[]" ]; then \
+	  env -u OVERSHADOW_DATA OVERSHADOW_BOOK_ROOT=$(CURDIR) OVERSHADOW_RESULTS=$(CURDIR)/_build/results \
+	    PYTHONPATH=$(CURDIR)/tools $(INSTALLED)/bin/python -m pytest $(PYTEST) -c /dev/null \
+	    --rootdir . -p nbval_cache --nbval-lax --nbval-current-env --nbval-cell-timeout=900 *.ipynb; fi
+
+book: chapters
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "book: open _build/html/index.html"
 
@@ -42,15 +69,16 @@ notebooks: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+unit: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST) tests
+
 test: $(STAMP)
 	@start=$$(date +%s); \
-	$(BIN)/ruff check . && \
+	$(MAKE) --no-print-directory lint && \
 	$(BIN)/python tools/notebooks.py colab --check && \
-	$(BIN)/python tools/notebooks.py stage $(NBVAL_DIR) && \
-	$(BIN)/python -m pytest -p no:cacheprovider -p tools.nbval_cache --nbval-lax --nbval-current-env \
-	    --nbval-cell-timeout=900 --durations=15 tests $(NBVAL_DIR) && \
+	$(MAKE) --no-print-directory unit chapters && \
 	$(BIN)/jupyter-book build . $(JB_FLAGS) && \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
 clean:
-	rm -rf _build
+	rm -rf _build $(INSTALLED)

@@ -1,6 +1,6 @@
 """pytest plugin: store what nbval executed in the book's jupyter-cache.
 
-Loaded by `make test` with ``-p tools.nbval_cache``. After each nbval cell runs, its outputs are
+Loaded by `make` with ``-p nbval_cache`` (``tools/`` on PYTHONPATH). After each nbval cell runs, its outputs are
 written back into the notebook object; when the session ends, every notebook whose cells all
 passed is added to `_build/.jupyter_cache` under the chapter's source path, with its execution
 time. The book build then finds each chapter in the cache and does not execute it again.
@@ -8,6 +8,7 @@ time. The book build then finds each chapter in the cache and does not execute i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -55,7 +56,8 @@ def pytest_sessionfinish(session, exitstatus):
 
     if not _runs:
         return
-    root = Path(session.config.rootpath)
+    # `make` runs nbval outside the checkout (from the installed wheel) and names the book here.
+    root = Path(os.environ.get("OVERSHADOW_BOOK_ROOT") or session.config.rootpath)
     cache = get_cache(str(root / "_build" / ".jupyter_cache"))
     for run in _runs.values():
         nb = getattr(run["file"], "nb", None)
