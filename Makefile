@@ -61,6 +61,7 @@ chapters: installed
 
 book: chapters
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	$(BIN)/python tools/check_html.py _build/html
 	@echo "book: open _build/html/index.html"
 
 notebooks: $(STAMP)
@@ -78,6 +79,7 @@ test: $(STAMP)
 	$(BIN)/python tools/notebooks.py colab --check && \
 	$(MAKE) --no-print-directory unit chapters && \
 	$(BIN)/jupyter-book build . $(JB_FLAGS) && \
+	$(BIN)/python tools/check_html.py _build/html && \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
 clean:
