@@ -3,6 +3,7 @@
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -42,3 +43,24 @@ def test_every_notebook_chapter_has_an_opening_in_the_committed_notebooks():
     stems = {md.stem for md in notebooks.chapters()}
     assert {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")} == stems
     assert {p.stem for p in (ROOT / "notebooks" / "student").glob("*.ipynb")} == stems
+
+
+def test_colab_badge_links_the_chapter_and_its_student_notebook(tmp_path):
+    import colab_badge
+    from docutils import nodes
+
+    (tmp_path / "notebooks" / "student").mkdir(parents=True)
+    for name in ("notebooks/01_x.ipynb", "notebooks/student/01_x.ipynb"):
+        (tmp_path / name).write_text("{}")
+    options = {"repository_url": "https://github.com/o/r", "repository_branch": "dev"}
+    app = SimpleNamespace(
+        config=SimpleNamespace(html_theme_options=options, colab_notebooks_dir="notebooks"),
+        env=SimpleNamespace(docname="book/01_x"),
+        srcdir=str(tmp_path),
+    )
+    section = nodes.section("", nodes.title("", "Title"))
+    colab_badge.add_badge(app, section)
+    html = section.children[1].astext()
+    base = "https://colab.research.google.com/github/o/r/blob/dev/notebooks"
+    assert f'href="{base}/01_x.ipynb"' in html
+    assert f'href="{base}/student/01_x.ipynb"' in html
