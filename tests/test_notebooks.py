@@ -186,11 +186,36 @@ def test_math_directive_and_role(book):
     assert f"See [(1)]({PAGES}book/01_page.html#equation-e1) and $c^2$." in out
 
 
-def test_unknown_directive_and_role_are_named(book):
-    with pytest.raises(MystError, match=r"01_page.md:1: directive \{figure\} has no Colab form"):
-        md(book, "```{figure} a.png\n```\n")
-    with pytest.raises(MystError, match=r"role \{glue\} has no Colab form"):
-        md(book, "Value {glue}`x`.\n")
+def test_code_block_directive_becomes_a_fence(book):
+    out = md(book, "```{code-block} bash\n:caption: x\n\nmake test\n```\n")
+    assert out == "```bash\nmake test\n```\n\n"
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("{code}`x = 1`", "`x = 1`"),
+        ("{py:func}`f`", "`f`"),
+        ("{sub}`2`", "<sub>2</sub>"),
+        ("{sup}`2`", "<sup>2</sup>"),
+        ("{kbd}`Ctrl`", "<kbd>Ctrl</kbd>"),
+        ("{abbr}`LLM (large language model)`", "LLM"),
+        ("{term}`overshadowing`", "overshadowing"),
+        ("{cite:year}`doe2020`", "2020"),
+        ("{cite:author}`smith2019`", "Smith et al."),
+    ],
+)
+def test_inline_roles(book, role, expected):
+    assert md(book, f"A {role} b.\n") == f"A {expected} b.\n"
+
+
+def test_unknown_directive_and_role_are_named_with_their_page_line(book):
+    with pytest.raises(MystError, match=r"01_page.md:3: directive \{figure\} has no Colab form"):
+        md(book, "Text.\n\n```{figure} a.png\n```\n")
+    with pytest.raises(MystError, match=r"01_page.md:13: role \{glue\} has no Colab form"):
+        page(book).convert("A.\n\nValue {glue}`x`.\n", offset=10)
+    with pytest.raises(MystError, match=r"01_page.md:1: role \{glue\} has no Colab form"):
+        md(book, ":::{note}\nSee {glue}`x`.\n:::\n")
 
 
 # -- roles --------------------------------------------------------------------------------
@@ -478,3 +503,10 @@ def test_references_close_every_notebook_that_cites():
         if "{cite:" in md.read_text():
             last = committed(md.stem).cells[-1]
             assert last.source.startswith("## References\n\n- **"), md.stem
+
+
+def test_cells_know_the_page_line_they_start_on():
+    md = ROOT / "book" / "03_generalization_bound.md"
+    page_lines = md.read_text().splitlines()
+    for cell in colab_notebooks.read_chapter(md, lines=True).cells:
+        assert page_lines[cell.metadata["line"] - 1] == cell.source.split("\n", 1)[0]

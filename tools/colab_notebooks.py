@@ -73,18 +73,29 @@ def book(chapter_files: tuple[Path, ...]) -> Book:
                     parser_options=options)  # fmt: skip
     for md in chapter_files:
         converter = Converter(the_book, md, resolve=False)
-        for cell in read_chapter(md).cells:
+        for cell in read_chapter(md, lines=True).cells:
             if cell.cell_type == "markdown":
-                converter.convert(cell.source)
+                converter.convert(cell.source, offset=cell.metadata.pop("line") - 1)
         the_book.labels.update(converter.found)
     return the_book
 
 
-def read_chapter(md: Path) -> nbformat.NotebookNode:
-    """Read a MyST chapter exactly as the book build does (myst-nb's reader)."""
+def read_chapter(md: Path, lines: bool = False) -> nbformat.NotebookNode:
+    """Read a MyST chapter exactly as the book build does (myst-nb's reader).
+
+    ``lines=True`` keeps, in each cell's ``metadata.line``, the page line its source starts on.
+    """
     from myst_nb.core.read import read_myst_markdown_notebook
 
-    nb = read_myst_markdown_notebook(md.read_text(encoding="utf-8"), path=md)
+    text = md.read_text(encoding="utf-8")
+    nb = read_myst_markdown_notebook(text, path=md, add_source_map=lines)
+    if lines:
+        page = text.splitlines()
+        for cell, start in zip(nb.cells, nb.metadata.source_map, strict=True):
+            first = cell.source.split("\n", 1)[0]
+            cell.metadata["line"] = next(
+                (i + 1 for i in range(start, len(page)) if page[i] == first), start + 1
+            )
     nb.metadata.pop("source_map", None)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i}"
@@ -231,11 +242,12 @@ def notebook(md: Path, chapter_files: tuple[Path, ...], student: bool = False) -
     converter = Converter(the_book, md)
     layout = _Layout(the_book, student)
     layout.cells.append(install_cell())
-    for cell in read_chapter(md).cells:
+    for cell in read_chapter(md, lines=True).cells:
+        line = cell.metadata.pop("line")
         if cell.cell_type != "markdown":
             layout.code(cell)
             continue
-        for seg in converter.convert(cell.source):
+        for seg in converter.convert(cell.source, offset=line - 1):
             if seg.kind == "markdown":
                 layout.markdown(seg.text)
             elif seg.kind == "exercise":

@@ -12,7 +12,8 @@ text. `Converter.convert` rewrites one Markdown cell of a chapter into plain Mar
 * exercises and solutions come back as structural `Segment`s, so that the notebook builder can
   give them heading cells, collapse the solutions or cut them out;
 * citations become author-year text (``{cite:p}`` "(Zhang et al., 2025)", ``{cite:t}``
-  "Zhang et al. (2025)"), collected for the reference list `Bibliography.references` writes;
+  "Zhang et al. (2025)"), collected for the reference list that
+  `colab_citations.Bibliography.references` writes;
 * ``{doc}``, ``{ref}``, ``{numref}``, ``{prf:ref}`` and ``{eq}`` become links to the rendered
   page of the book (``Book.pages_url``).
 
@@ -22,8 +23,10 @@ tokens carry their line range, a directive's range is replaced by its conversion
 converted recursively), and every other line is kept byte for byte. Roles are inline tokens
 without columns; they are located by walking the inline children in order through the source
 of their line range (code spans and inline maths are stepped over, so role syntax quoted in
-code stays). The two line-based micro-formats that markdown-it leaves raw, a directive's
-``:key: value`` option lines and a citation's comma-separated keys, are split with plain string
+code stays). Regular expressions appear only inside one token's text, never for Markdown
+structure: a role's ``text <target>`` form, a fence long enough for the code it holds, whether a
+body opens with a paragraph, and Sphinx's id normalisation of labels; a directive's
+``:key: value`` option lines and a citation's comma-separated keys are split with plain string
 operations.
 """
 
@@ -212,9 +215,16 @@ class Converter:
 
     # -- entry point -----------------------------------------------------------------------
 
-    def convert(self, text: str, base: Path | None = None, top: bool = True) -> list[Segment]:
-        """The Markdown of ``text`` (relative paths against ``base``), as segments."""
+    def convert(
+        self, text: str, base: Path | None = None, top: bool = True, offset: int = 0
+    ) -> list[Segment]:
+        """The Markdown of ``text`` (relative paths against ``base``), as segments.
+
+        ``offset`` is the line of the page where ``text`` starts, for error messages; errors
+        inside a directive's body (``top=False``) are located at the directive.
+        """
         base = base or self.page.parent
+        self._where = (lambda line: f"{self.name}.md:{line + offset}: ") if top else (lambda _: "")
         lines = text.splitlines(keepends=True)
         tokens = self.book.md.parse(text)
         roles = self._inline_runs(tokens)
@@ -227,13 +237,17 @@ class Converter:
             if tok.type == "myst_target":
                 heading = next((t.content for t in tokens[i:] if t.type == "inline"), "")
                 self._define(tok.content, make_id(tok.content), heading, heading)
-            replacement = self._block(tok, base, top)
+            where = self._where(start + 1)
+            try:
+                replacement = self._block(tok, base, top)
+            except MystError as error:
+                raise MystError(f"{where}{error}") from None
             if replacement is None:
                 continue
-            out.append(Segment("markdown", self._roles_in(lines, pos, start, roles)))
+            out.append(Segment("markdown", self._roles_in(lines, pos, start, roles, self._where)))
             out.extend(replacement)
             pos = end
-        out.append(Segment("markdown", self._roles_in(lines, pos, len(lines), roles)))
+        out.append(Segment("markdown", self._roles_in(lines, pos, len(lines), roles, self._where)))
         return merge(out)
 
     def markdown(self, text: str, base: Path | None = None) -> str:
@@ -255,13 +269,8 @@ class Converter:
         if tok.type not in ("fence", "colon_fence") or not tok.info.startswith("{"):
             return None
         name, _, argument = tok.info[1:].partition("}")
-        name, argument = name.strip(), argument.strip()
-        where = f"{self.name}.md:{tok.map[0] + 1}"
-        try:
-            options, body = split_directive(tok.content)
-            return self._directive(name, argument, options, body, base, top)
-        except MystError as error:
-            raise MystError(f"{where}: {error}") from None
+        options, body = split_directive(tok.content)
+        return self._directive(name.strip(), argument.strip(), options, body, base, top)
 
     def _directive(self, name, argument, options, body, base, top) -> list[Segment]:
         md = Segment("markdown")
@@ -389,7 +398,7 @@ class Converter:
                 runs.setdefault(tok.map[0], []).extend(items)
         return runs
 
-    def _roles_in(self, lines: list[str], start: int, end: int, runs: dict[int, list]) -> str:
+    def _roles_in(self, lines: list[str], start: int, end: int, runs: dict, where) -> str:
         """Lines ``start:end`` of the source with every role in them replaced."""
         out, pos = [], start
         for first in sorted(k for k in runs if start <= k < end):
@@ -401,8 +410,11 @@ class Converter:
                 if at < 0:
                     if role is None:
                         continue  # a code span spread over lines: nothing to replace in it
-                    raise MystError(f"{self.name}.md:{lo + 1}: cannot locate {raw} in the source")
-                new = raw if role is None else self.role(role.meta["name"], role.content, lo + 1)
+                    raise MystError(f"{where(lo + 1)}cannot locate {raw} in the source")
+                try:
+                    new = raw if role is None else self.role(role.meta["name"], role.content)
+                except MystError as error:
+                    raise MystError(f"{where(lo + 1)}{error}") from None
                 done.append(chunk[cursor:at] + new)
                 cursor = at + len(raw)
             out.append("".join(done) + chunk[cursor:])
@@ -410,12 +422,12 @@ class Converter:
         out.append("".join(lines[pos:end]))
         return "".join(out)
 
-    def role(self, name: str, content: str, line: int = 0) -> str:
+    def role(self, name: str, content: str) -> str:
         """The Markdown for one role."""
         if name in CITE_ROLES:
             return self._cite(name, content)
         if name in LINK_ROLES:
-            return self._link(name, content, line)
+            return self._link(name, content)
         if name == "math":
             return f"${content}$"
         if name in CODE_ROLES or name.startswith("py:") or name in ("func", "class", "meth", "mod"):
@@ -424,10 +436,7 @@ class Converter:
             return f"<{name}>{content}</{name}>"
         if name in ("abbr", "term"):
             return re.sub(r"\s*[(<][^()<>]*[)>]$", "", content)
-        raise MystError(
-            f"{self.name}.md:{line}: role {{{name}}} has no Colab form; "
-            "add one to tools/myst_to_colab.py"
-        )
+        raise MystError(f"role {{{name}}} has no Colab form; add one to tools/myst_to_colab.py")
 
     def _cite(self, name: str, content: str) -> str:
         keys = [k.strip() for k in content.split(",") if k.strip()]
@@ -444,7 +453,7 @@ class Converter:
             return ", ".join(bib.authors(k) for k in keys)
         return "(" + "; ".join(f"{bib.authors(k)}, {bib.year(k)}" for k in keys) + ")"
 
-    def _link(self, name: str, content: str, line: int) -> str:
+    def _link(self, name: str, content: str) -> str:
         text, target = explicit(content)
         if name == "doc":
             page = resolve_page(self.name, target)
@@ -453,7 +462,7 @@ class Converter:
         if found is None:
             if not self.resolve:
                 return text or target
-            raise MystError(f"{self.name}.md:{line}: {{{name}}} points at unknown label {target!r}")
+            raise MystError(f"{{{name}}} points at unknown label {target!r}")
         if name == "eq":
             shown = text or found.text
         elif name == "ref":
