@@ -1,8 +1,9 @@
 """Sphinx extension: an "Open in Colab" badge at the top of every chapter with a notebook.
 
 Colab opens only .ipynb files, and the chapters are MyST markdown, so `tools/notebooks.py`
-generates one notebook per chapter into `notebooks/`. This extension links each page to its
-notebook on the repository and branch set once in `_config.yml` (`repository:`).
+generates one notebook per chapter into `notebooks/`, and a student version with the solutions
+replaced by stubs into `notebooks/student/`. This extension links each page to both on the
+repository and branch set once in `_config.yml` (`repository:`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from docutils import nodes
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
-def _colab_url(app, stem: str) -> str | None:
+def _colab_url(app, stem: str, student: bool = False) -> str | None:
     opts = app.config.html_theme_options or {}
     repo = str(opts.get("repository_url", "")).rstrip("/")
     if not repo.startswith("https://github.com/"):
         return None
     branch = opts.get("repository_branch") or "main"
-    folder = app.config.colab_notebooks_dir.strip("/")
+    folder = app.config.colab_notebooks_dir.strip("/") + ("/student" if student else "")
     slug = repo[len("https://github.com/") :]
     return f"https://colab.research.google.com/github/{slug}/blob/{branch}/{folder}/{stem}.ipynb"
 
@@ -33,9 +34,17 @@ def add_badge(app, doctree) -> None:
     url = _colab_url(app, stem)
     if url is None:
         return
+    student = notebook.parent / "student" / notebook.name
+    student_url = _colab_url(app, stem, student=True) if student.is_file() else None
+    extra = (
+        f' <a href="{student_url}" target="_blank" rel="noopener">student version</a>'
+        " (solutions replaced by stubs)"
+        if student_url
+        else ""
+    )
     html = (
         f'<p class="colab-badge"><a href="{url}" target="_blank" rel="noopener">'
-        f'<img src="{BADGE}" alt="Open in Colab"></a></p>'
+        f'<img src="{BADGE}" alt="Open in Colab"></a>{extra}</p>'
     )
     badge = nodes.raw("", html, format="html")
     section = next(iter(doctree.findall(nodes.section)), None)

@@ -1,6 +1,7 @@
 """Chapter notebooks: Colab copies, nbval staging, and the shared execution cache.
 
     python tools/notebooks.py colab [--check]   write (or check) notebooks/<chapter>.ipynb
+                                                and notebooks/student/<chapter>.ipynb
     python tools/notebooks.py stage DIR         write the chapters that need executing to DIR
     python tools/notebooks.py invalidate        empty the execution cache if the package changed
 
@@ -9,6 +10,9 @@ once under nbval; `tools/nbval_cache.py` stores what nbval executed in that same
 strict book build that follows reuses the outputs instead of running the chapter again. The
 cache key is the chapter's code cells; `invalidate` adds the package source to it by clearing
 the cache whenever a file of `overshadow_lab/` (or `pyproject.toml`) changes.
+
+`colab` writes two notebooks per chapter with `tools/colab_notebooks.py`: the chapter as Colab
+renders it (plain Markdown, solutions folded) and the student set (solutions replaced by stubs).
 """
 
 from __future__ import annotations
@@ -22,15 +26,13 @@ from pathlib import Path
 
 import nbformat
 import yaml
+from colab_notebooks import notebook, read_chapter
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "_build" / ".jupyter_cache"
 HASH_FILE = ROOT / "_build" / ".package-hash"
 COLAB_DIR = ROOT / "notebooks"
-
-
-def _config() -> dict:
-    return yaml.safe_load((ROOT / "_config.yml").read_text())
+STUDENT = "student"
 
 
 def chapters() -> list[Path]:
@@ -57,44 +59,23 @@ def chapters() -> list[Path]:
     return out
 
 
-def read_chapter(md: Path) -> nbformat.NotebookNode:
-    """Read a MyST chapter exactly as the book build does (myst-nb's reader)."""
-    from myst_nb.core.read import read_myst_markdown_notebook
-
-    nb = read_myst_markdown_notebook(md.read_text(encoding="utf-8"), path=md)
-    nb.metadata.pop("source_map", None)
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i}"
-    return nb
+def colab_notebook(md: Path, student: bool = False) -> str:
+    """The Colab notebook of a chapter (``student=True``: solutions replaced by stubs)."""
+    return notebook(md, tuple(chapters()), student=student)
 
 
-def colab_notebook(md: Path) -> str:
-    """The Colab notebook of a chapter: a set-up cell, then the chapter itself."""
-    cfg = _config().get("repository", {})
-    url, branch = cfg["url"].rstrip("/"), cfg.get("branch", "main")
-    nb = read_chapter(md)
-    setup = nbformat.v4.new_code_cell(
-        source=(
-            "# On Colab: install the companion package (Colab keeps its own torch build).\n"
-            "# Anywhere else this cell does nothing: install the project with `make book` instead.\n"
-            "import subprocess, sys\n"
-            "if \"google.colab\" in sys.modules:\n"
-            f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
-            f"                    \"overshadow-lab[gpu] @ git+{url}@{branch}\"], check=True)"
-        ),
-        metadata={"tags": ["colab-setup"]},
-    )
-    nb.cells.insert(0, setup)
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i}"
-    nb.metadata["colab"] = {"provenance": [], "name": md.stem}
-    nb.metadata["accelerator"] = "GPU"
-    return nbformat.writes(nb) + "\n"
+def wanted_notebooks() -> dict[str, str]:
+    """Every notebook `colab` writes, by path under notebooks/."""
+    wanted = {}
+    for md in chapters():
+        wanted[f"{md.stem}.ipynb"] = colab_notebook(md)
+        wanted[f"{STUDENT}/{md.stem}.ipynb"] = colab_notebook(md, student=True)
+    return wanted
 
 
 def cmd_colab(check: bool) -> int:
-    COLAB_DIR.mkdir(exist_ok=True)
-    wanted = {f"{md.stem}.ipynb": colab_notebook(md) for md in chapters()}
+    (COLAB_DIR / STUDENT).mkdir(parents=True, exist_ok=True)
+    wanted = wanted_notebooks()
     stale = []
     for name, text in wanted.items():
         path = COLAB_DIR / name
@@ -102,7 +83,9 @@ def cmd_colab(check: bool) -> int:
             stale.append(name)
             if not check:
                 path.write_text(text, encoding="utf-8")
-    extra = sorted(p.name for p in COLAB_DIR.glob("*.ipynb") if p.name not in wanted)
+    present = [*COLAB_DIR.glob("*.ipynb"), *(COLAB_DIR / STUDENT).glob("*.ipynb")]
+    extra = sorted(p.relative_to(COLAB_DIR).as_posix() for p in present)
+    extra = [name for name in extra if name not in wanted]
     if check:
         if stale or extra:
             print("notebooks/ is out of sync with book/:", file=sys.stderr)
@@ -112,7 +95,7 @@ def cmd_colab(check: bool) -> int:
                 print(f"  no chapter for: notebooks/{name}", file=sys.stderr)
             print("run `make notebooks` and commit the result", file=sys.stderr)
             return 1
-        print(f"notebooks/: {len(wanted)} Colab notebooks in sync with their chapters")
+        print(f"notebooks/: {len(wanted)} Colab and student notebooks in sync with their chapters")
         return 0
     for name in extra:
         (COLAB_DIR / name).unlink()
@@ -172,10 +155,14 @@ def cmd_stage(outdir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("colab", help="write or check notebooks/<chapter>.ipynb")
-    c.add_argument("--check", action="store_true", help="fail if a notebook is stale instead of writing")
+    c.add_argument(
+        "--check", action="store_true", help="fail if a notebook is stale instead of writing"
+    )
     s = sub.add_parser("stage", help="write the chapters that need executing as .ipynb")
     s.add_argument("outdir", type=Path)
     sub.add_parser("invalidate", help="clear the execution cache if the package changed")
