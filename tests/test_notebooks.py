@@ -510,3 +510,15 @@ def test_cells_know_the_page_line_they_start_on():
     page_lines = md.read_text().splitlines()
     for cell in colab_notebooks.read_chapter(md, lines=True).cells:
         assert page_lines[cell.metadata["line"] - 1] == cell.source.split("\n", 1)[0]
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_jupytext_reads_the_cells_the_book_build_reads(md):
+    """Notebooks come from jupytext; the book from myst-nb: both must see the same cells."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    ours = colab_notebooks.read_chapter(md)
+    book = read_myst_markdown_notebook(md.read_text(encoding="utf-8"), path=md)
+    assert [(c.cell_type, c.source, dict(c.metadata)) for c in ours.cells] == [
+        (c.cell_type, c.source, dict(c.metadata)) for c in book.cells
+    ]

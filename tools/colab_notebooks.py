@@ -29,6 +29,7 @@ import functools
 import textwrap
 from pathlib import Path
 
+import jupytext
 import nbformat
 import yaml
 from myst_to_colab import Bibliography, Book, Converter, MystError, myst_leftovers
@@ -81,22 +82,22 @@ def book(chapter_files: tuple[Path, ...]) -> Book:
 
 
 def read_chapter(md: Path, lines: bool = False) -> nbformat.NotebookNode:
-    """Read a MyST chapter exactly as the book build does (myst-nb's reader).
+    """Read a MyST chapter with jupytext, the tool that owns the chapters' format.
 
-    ``lines=True`` keeps, in each cell's ``metadata.line``, the page line its source starts on.
+    Its cells are the ones the book build (myst-nb) reads from the same file, which
+    ``tests/test_notebooks.py`` checks. ``lines=True`` keeps, in each cell's ``metadata.line``,
+    the page line its source starts on (for error messages that name a chapter line).
     """
-    from myst_nb.core.read import read_myst_markdown_notebook
-
     text = md.read_text(encoding="utf-8")
-    nb = read_myst_markdown_notebook(text, path=md, add_source_map=lines)
+    nb = jupytext.reads(text, fmt="md:myst")
     if lines:
         page = text.splitlines()
-        for cell, start in zip(nb.cells, nb.metadata.source_map, strict=True):
+        at = 0
+        for cell in nb.cells:
             first = cell.source.split("\n", 1)[0]
-            cell.metadata["line"] = next(
-                (i + 1 for i in range(start, len(page)) if page[i] == first), start + 1
-            )
-    nb.metadata.pop("source_map", None)
+            found = next((i for i in range(at, len(page)) if page[i] == first), None)
+            cell.metadata["line"] = (found if found is not None else at) + 1
+            at = found + 1 if found is not None else at
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i}"
     return nb
