@@ -172,8 +172,10 @@ def bootstrap_law(
     sweep with one seed, the paper's digitised panels) and the residual bootstrap is the standard
     one for a fixed design: it keeps the sweep's x values, as the sweep did, and resamples what
     varies between repeats, the scatter around the line, under the same constant-variance
-    assumption as the t interval. (An x with a single run among others with several adds no
-    spread under ``"within-x"``; the interval is then narrower than it should be.)
+    assumption as the t interval. Like every percentile interval from a handful of points it runs
+    narrow: :func:`ci_coverage` measures about 86% at a nominal 95% for six x values with one run
+    each, against 95% for the t interval. (An x with a single run among others with several adds
+    no spread under ``"within-x"``; the interval is then narrower than it should be.)
 
     ``y_sd`` (one standard deviation per row, e.g. from a run's bootstrap interval over knowledge
     sets) adds a second level: each replicate also perturbs every run's R by normal noise of that

@@ -73,7 +73,7 @@ def differing_settings(df: pd.DataFrame, settings: Sequence[str]) -> dict[str, l
         if col in df.columns:
             values = df[col].drop_duplicates()
             if len(values) > 1:
-                out[col] = sorted(values.astype(str))
+                out[col] = [str(v) for v in values.sort_values(na_position="last")]
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from overshadow_lab import law
-from tests.law.synthetic import sweep
+from tests.law.synthetic import GRID, sweep
 
 
 def test_fit_equals_scipy_linregress():
@@ -118,3 +118,25 @@ def test_reanchor_keeps_the_slope_and_fits_the_mean():
     assert re.slope == src.slope
     assert re.intercept == pytest.approx(src.intercept + 7)
     assert re.dof == x.size - 1 and re.method == "reanchored"
+
+
+def test_constant_r_is_a_flat_line_with_a_warning_not_an_error():
+    # all runs at the floor: slope 0 with its (zero-width) interval, R^2 and x_c undefined
+    for robust in (False, True):
+        with pytest.warns(law.LawFitWarning, match="R is 0 in every row.*flat"):
+            fit = law.fit_law(np.repeat(GRID, 2), np.zeros(12), robust=robust)
+        assert fit.slope == pytest.approx(0, abs=1e-12)
+        assert fit.slope_ci == pytest.approx((0, 0), abs=1e-9)
+        assert math.isnan(fit.r2) and math.isnan(fit.x_c)
+        d = fit.to_dict()
+        assert d["r2"] is None and d["x_c"] is None and d["slope_ci"] == pytest.approx([0, 0])
+
+
+def test_level_and_log_base_are_checked_before_fitting():
+    x, y = sweep()
+    for level in (0, 1, 1.5, -0.2, float("nan")):
+        with pytest.raises(ValueError, match=r"confidence level must lie in \(0, 1\)"):
+            law.fit_law(x, y, level=level)
+    for base in ("inf", float("nan"), 0, "ten"):
+        with pytest.raises(ValueError, match="log base must be positive and not 1"):
+            law.fit_law(x, y, log_base=base)

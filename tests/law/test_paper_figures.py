@@ -1,8 +1,11 @@
 """Our re-analysis of the paper's digitised figures (overshadow_lab.paper, reached through law too)."""
 
+import subprocess
+import sys
+
 import pytest
 
-from overshadow_lab import law
+from overshadow_lab import law, paper
 from tests.law.synthetic import paper_figures_or_skip
 
 
@@ -39,3 +42,19 @@ def test_transfer_table_computes_both_choices():
     # refitting two parameters in-sample can never do worse in squared error than keeping one
     assert (table["err_refit"] <= table["err_keep"] + 0.02).all()
     assert table[["loo_keep", "loo_refit"]].notna().all().all()
+
+
+def test_the_paper_names_still_answer_through_law():
+    for name in ("FIG3_SOURCE", "fit_paper_panels", "paper_fig3_errors", "transfer_table"):
+        assert getattr(law, name) is getattr(paper, name)
+    with pytest.raises(AttributeError, match="has no attribute 'fit_paper'"):
+        law.fit_paper  # noqa: B018
+
+
+def test_paper_can_be_imported_before_law_without_an_import_cycle():
+    code = (
+        "import overshadow_lab.paper as p\n"
+        "from overshadow_lab import law\n"
+        "assert law.transfer_table is p.transfer_table and p.fit_law is law.fit_law\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -1,10 +1,12 @@
 """Prediction: Eq. 5, prediction intervals that cover, held-out checks, planned configurations."""
 
+import math
+
 import numpy as np
 import pytest
 
 from overshadow_lab import law
-from tests.law.synthetic import sweep
+from tests.law.synthetic import GRID, design, sweep
 
 
 def test_relative_prediction_error_and_its_bad_input():
@@ -64,3 +66,34 @@ def test_holdout_drops_held_out_zeros_with_a_warning():
     with pytest.raises(ValueError, match="every held-out point has R = 0"):
         with pytest.warns(law.LawDataWarning):
             law.holdout_prediction(x, y, lambda v: v <= 50, n_boot=100)
+
+
+def test_planned_values_must_be_positive_and_finite():
+    x, y = sweep()
+    fit = law.fit_law(x, y)
+    for bad in (float("inf"), float("nan"), 0.0, -3.0):
+        with pytest.raises(ValueError, match="must be a positive finite number"):
+            law.predict_planned(fit, x=bad)
+    joint = law.fit_joint_law(design())
+    with pytest.raises(ValueError, match="positive and finite"):
+        law.predict_planned(joint, P=float("inf"), L=5)
+    with pytest.raises(ValueError, match=r"confidence level must lie in \(0, 1\)"):
+        law.predict_planned(fit, level=2, x=40)
+    with pytest.raises(ValueError, match="whole number of at least 100"):
+        law.holdout_prediction(x, y, lambda v: v <= 25, n_boot=0)
+
+
+def test_leave_one_out_error_refits_without_each_point():
+    u = np.log10(GRID)
+    assert law.loo_relative_error(GRID, 10 * u + 30, law.fit_law) == pytest.approx(0, abs=1e-12)
+    x, y = sweep(seeds=1, seed=3)
+    expected = np.mean(
+        [
+            abs(law.fit_law(np.delete(x, i), np.delete(y, i)).predict(x[i : i + 1])[0] - y[i])
+            / y[i]
+            for i in range(x.size)
+        ]
+    )
+    assert law.loo_relative_error(x, y, law.fit_law) == pytest.approx(expected)
+    # with three x values, no point can be left out and still leave three
+    assert math.isnan(law.loo_relative_error(GRID[:3], 10 * u[:3] + 30, law.fit_law))
