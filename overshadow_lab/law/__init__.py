@@ -31,6 +31,7 @@ from overshadow_lab.law.bootstrap import (
     BootstrapLaw,
     bootstrap_law,
     bootstrap_weights,
+    check_scheme,
     ci_coverage,
     residual_resamples,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "check_level",
     "check_n_boot",
     "check_one_configuration",
+    "check_scheme",
     "ci_coverage",
     "clean_xy",
     "critical_value",

@@ -90,6 +90,13 @@ def bootstrap_weights(
     return w
 
 
+def check_scheme(scheme: str) -> str:
+    """A bootstrap scheme of :func:`bootstrap_law`: one of :data:`SCHEMES`."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown bootstrap scheme {scheme!r}: use {', '.join(SCHEMES)}")
+    return scheme
+
+
 def residual_resamples(
     u: np.ndarray, y: np.ndarray, n_boot: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -183,8 +190,7 @@ def bootstrap_law(
     """
     n_boot = check_n_boot(n_boot)
     level = check_level(level)
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown bootstrap scheme {scheme!r}: use {', '.join(SCHEMES)}")
+    check_scheme(scheme)
     xa, ya, _ = clean_xy(x, y, rr)
     kept = kept_rows(x, y, rr)
     keep_clusters = None
@@ -193,6 +199,14 @@ def bootstrap_law(
         if c.size != kept.size:
             raise ValueError("clusters must have one label per row")
         keep_clusters = c[kept]
+    sd = None
+    if y_sd is not None:
+        sd = np.asarray(y_sd, dtype=float).ravel()
+        if sd.size != kept.size:
+            raise ValueError("y_sd must have one value per row")
+        sd = sd[kept]
+        if np.any(~np.isfinite(sd) | (sd < 0)):
+            raise ValueError("y_sd must be finite and non-negative (fill missing ones with 0)")
     if scheme == "within-x" and np.unique(xa).size == xa.size:
         warnings.warn(
             "every x has a single run, so resampling the runs within each x would return the "
@@ -210,13 +224,7 @@ def bootstrap_law(
     else:
         w = bootstrap_weights(xa.size, n_boot, scheme=scheme, x=xa, clusters=keep_clusters, rng=rng)
         yy = ya
-    if y_sd is not None:
-        sd = np.asarray(y_sd, dtype=float).ravel()
-        if sd.size != kept.size:
-            raise ValueError("y_sd must have one value per row")
-        sd = sd[kept]
-        if np.any(~np.isfinite(sd) | (sd < 0)):
-            raise ValueError("y_sd must be finite and non-negative (fill missing ones with 0)")
+    if sd is not None:
         yy = yy + rng.normal(size=(n_boot, ya.size)) * sd
     slopes, intercepts = weighted_lines(u, yy, w)
     failed = int(np.sum(~np.isfinite(slopes)))

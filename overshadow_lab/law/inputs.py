@@ -125,7 +125,11 @@ def check_level(level: float) -> float:
 
 def check_n_boot(n_boot: int) -> int:
     """A number of bootstrap resamples: a whole number of at least :data:`MIN_BOOT`."""
-    if isinstance(n_boot, bool) or not float(n_boot).is_integer() or n_boot < MIN_BOOT:
+    try:
+        whole = not isinstance(n_boot, bool) and float(n_boot).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or n_boot < MIN_BOOT:
         raise ValueError(
             f"the number of bootstrap resamples must be a whole number of at least {MIN_BOOT} "
             f"(a percentile interval needs resamples in both tails; 2000 is usual), got {n_boot}"

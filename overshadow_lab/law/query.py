@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from overshadow_lab.law.bootstrap import SCHEMES, bootstrap_law
+from overshadow_lab.law.bootstrap import bootstrap_law, check_scheme
 from overshadow_lab.law.fit import LawFit, fit_law
 from overshadow_lab.law.inputs import check_level, check_n_boot, log_base_value
 
@@ -132,8 +132,7 @@ def fit_law_frame(
     log_base_value(log_base)
     if ci == "bootstrap":
         n_boot = check_n_boot(n_boot)
-        if scheme not in SCHEMES:
-            raise ValueError(f"unknown bootstrap scheme {scheme!r}: use {', '.join(SCHEMES)}")
+        check_scheme(scheme)
         if cluster is not None and cluster not in df.columns:
             raise ValueError(f"no column {cluster!r} to bootstrap over")
     data = select_rows(df, where) if where else df
