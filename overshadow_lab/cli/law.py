@@ -200,7 +200,11 @@ def _read(path: str) -> tuple[pd.DataFrame, list[str]]:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    if "config_hash" not in pd.read_csv(file, nrows=0).columns:
+    try:
+        columns = pd.read_csv(file, nrows=0).columns
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty: there is no table to fit") from None
+    if "config_hash" not in columns:
         return pd.read_csv(file), []
     # Deferred on purpose, the one such import here: the sweep module brings torch, which only
     # a sweep's table needs (the paper's figures and other tables are read without it).

@@ -438,3 +438,11 @@ def test_numeric_options_are_checked_before_the_table_is_read(capsys, argv, mess
     err = capsys.readouterr().err
     assert err.startswith("overshadow-lab law: error:") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_file_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    assert main(["law", "fit", str(path), "--x", "P"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"overshadow-lab law: error: {path} is empty: there is no table to fit\n"
