@@ -49,7 +49,6 @@ from overshadow_lab.law.inputs import (
     to_log,
 )
 from overshadow_lab.law.joint import JointLawFit, curvature_check, fit_joint_law
-from overshadow_lab.law.plot import log_axis, plot_law_fit
 from overshadow_lab.law.predict import (
     holdout_prediction,
     loo_relative_error,
@@ -64,15 +63,24 @@ from overshadow_lab.law.query import (
     select_rows,
 )
 
-# The re-analysis of the paper's figures moved to overshadow_lab.paper; these names still answer
-# here (the Law chapter calls law.fit_paper_panels). overshadow_lab.paper builds on this package,
-# so importing it at the top would be an import cycle: it is imported on first use instead.
-_MOVED_TO_PAPER = ("FIG3_SOURCE", "fit_paper_panels", "paper_fig3_errors", "transfer_table")
+# Two groups of names answer here but are imported on first use, in this one place:
+# * the re-analysis of the paper's figures, which moved to overshadow_lab.paper (the Law chapter
+#   calls law.fit_paper_panels); paper.py builds on this package, so a top import would be an
+#   import cycle;
+# * the plotting functions, whose matplotlib import the command line does not need.
+_ON_FIRST_USE = {
+    "FIG3_SOURCE": "overshadow_lab.paper",
+    "fit_paper_panels": "overshadow_lab.paper",
+    "paper_fig3_errors": "overshadow_lab.paper",
+    "transfer_table": "overshadow_lab.paper",
+    "log_axis": "overshadow_lab.law.plot",
+    "plot_law_fit": "overshadow_lab.law.plot",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_PAPER:
-        return getattr(importlib.import_module("overshadow_lab.paper"), name)
+    if name in _ON_FIRST_USE:
+        return getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

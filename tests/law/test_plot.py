@@ -1,18 +1,15 @@
-"""Drawing a law, and the promise that the law package never imports torch."""
+"""Drawing a law, and what importing the law costs: no torch, and no matplotlib or scipy.stats."""
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-
-from overshadow_lab import law  # noqa: E402
-from tests.law.synthetic import sweep  # noqa: E402
+from overshadow_lab import law
+from tests.law.synthetic import sweep
 
 LAW_DIR = Path(law.__file__).parent
 
@@ -60,3 +57,16 @@ def test_the_law_package_imports_neither_torch_nor_the_rest_of_the_lab():
                 or name.startswith("overshadow_lab.law.")
             )
             assert ok, f"{path.name} imports {name}"
+
+
+def test_importing_the_law_loads_neither_matplotlib_nor_scipy_stats():
+    # both take a large part of a second; `overshadow-lab law fit` needs neither
+    code = (
+        "import sys\n"
+        "from overshadow_lab import law\n"
+        "law.fit_law([2, 5, 10, 25], [1.0, 2.5, 3.0, 4.2]).to_dict()\n"
+        "heavy = [m for m in ('matplotlib', 'scipy.stats') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert law.log_axis.__module__ == 'overshadow_lab.law.plot'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
