@@ -152,28 +152,31 @@ def run(args: argparse.Namespace) -> int:
     if command is None:
         args.law_parser.print_help()
         return 2
-    _check_options(args)
+    at = _check_options(args)
     with warnings.catch_warnings():
         warnings.simplefilter("always", law.LawDataWarning)
         warnings.simplefilter("always", law.LawFitWarning)
         warnings.showwarning = _warn_to_stderr
         if command == "fit":
             return _run_fit(args)
-        return _run_predict(args)
+        return _run_predict(args, at)
 
 
-def _check_options(args: argparse.Namespace) -> None:
-    """Every numeric option, checked before the table is read (one line each when wrong)."""
+def _check_options(args: argparse.Namespace) -> dict[str, float]:
+    """Check every numeric option before the table is read (one line each when wrong).
+
+    Returns the planned values of ``predict --at`` (empty for ``fit``).
+    """
     law.check_level(args.level)
     law.log_base_value(args.log_base)
     if args.law_command == "fit":
         law.check_n_boot(args.n_boot)
         if args.cluster and args.ci != "bootstrap":
             raise ValueError("--cluster only applies with --ci bootstrap")
-        return
+        return {}
     if args.value is not None:
         law.check_factor_value(args.value, "--value")
-    args.at_values = _parse_at(args.at)
+    return _parse_at(args.at)
 
 
 def _parse_at(items: list[str]) -> dict[str, float]:
@@ -281,8 +284,7 @@ def _is_sweep_factor(df: pd.DataFrame, x: str) -> bool:
     return "factor" in df.columns and x in set(df["factor"].astype(str))
 
 
-def _run_predict(args: argparse.Namespace) -> int:
-    at = args.at_values
+def _run_predict(args: argparse.Namespace, at: dict[str, float]) -> int:
     if at and (args.factor or args.value is not None):
         raise ValueError("use either --factor/--value (one-factor law) or --at (joint law)")
     if not at and (not args.factor or args.value is None):
