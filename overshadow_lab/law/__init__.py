@@ -15,10 +15,12 @@ slope (points of R per decade) and a critical value x_c where it reaches R = 0. 
   :func:`holdout_prediction` and :func:`predict_planned` ("predict before training");
 * :mod:`~overshadow_lab.law.query`: the tables the command line fits (``--where``,
   ``--group-by``, and the refusal of rows that mix configurations);
-* :mod:`~overshadow_lab.law.plot`: :func:`plot_law_fit` and :func:`log_axis`.
+* :mod:`~overshadow_lab.law.plot`: :func:`plot_law_fit` and :func:`log_axis`;
+* :mod:`~overshadow_lab.law.distributions`: the t and normal quantiles, from ``scipy.special``.
 
 Our fits of the paper's own figures live with its digitised points in :mod:`overshadow_lab.paper`.
-Nothing here imports torch, so ``overshadow-lab law`` starts without it.
+Nothing here imports torch, and matplotlib only when something is drawn, so that
+``overshadow-lab law`` starts fast.
 """
 
 from __future__ import annotations
