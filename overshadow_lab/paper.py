@@ -7,10 +7,14 @@ the paper's measurements, not ours: every figure that shows them labels them so.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from overshadow_lab.law.fit import fit_law, reanchor_law
+from overshadow_lab.law.predict import loo_relative_error, relative_prediction_error
 from overshadow_lab.paths import data_dir
 
 PAPER_FIGURES_FILE = "paper_law_figures.csv"
@@ -57,4 +61,109 @@ def paper_table3() -> pd.DataFrame:
     """Table 3 of [B] (EM in percent): one row per (model, method), one column per task."""
     rows = [{"model": m, "method": meth, **dict(zip(PAPER_TABLE3_COLUMNS, vals, strict=True))}
             for m, meth, vals in _PAPER_TABLE3_ROWS]
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# Our re-analysis of the paper's law figures (the statistics are overshadow_lab.law's; these
+# functions only know how the paper's panels are laid out)
+# ----------------------------------------------------------------------------------------------
+# Which Fig. 2 (synthetic) law a Fig. 3 (fine-tuned) panel would inherit its slope from. The
+# paper does not say; sizes are matched to the nearest synthetic model it reports.
+FIG3_SOURCE: dict[tuple[str, str], tuple[str, str]] = {
+    ("P", "Llama-2-7B"): ("P", "Llama-2-7B"),
+    ("S", "fine-tuned"): ("S", "pooled (Pythia-160M..Llama-13B)"),
+    ("L", "GPT-J-6B"): ("L", "Llama-2-7B"),
+    ("L", "Pythia-410M"): ("L", "Pythia-160M"),
+}
+
+
+def fit_paper_panels(
+    paper: pd.DataFrame, figure: str = "fig2", y: str = "observed_R_pct", level: float = 0.95
+) -> pd.DataFrame:
+    """Our OLS fit of every panel (factor × model × task) of one of the paper's figures."""
+    rows = []
+    part = paper[paper["figure"] == figure]
+    for (task, factor, model), g in part.groupby(["task", "factor", "model"], sort=False):
+        fit = fit_law(g["x"], g[y], level=level, name=factor)
+        lo, hi = fit.slope_ci
+        rows.append(
+            {
+                "task": task,
+                "factor": factor,
+                "model": model,
+                "slope": fit.slope,
+                "slope_lo": lo,
+                "slope_hi": hi,
+                "intercept": fit.intercept,
+                "x_c": fit.x_c,
+                "r2": fit.r2,
+                "n": fit.n,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paper_fig3_errors(paper: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Eq. 5 between the paper's Fig. 3 law lines and its observed points, read from the CSV.
+
+    Returns the per-panel mean errors and a summary: the mean over panels (each panel of the
+    figure weighted equally), the mean over points, and the mean per factor.
+    """
+    f3 = paper[paper["figure"] == "fig3"].copy()
+    f3["rel_error"] = relative_prediction_error(f3["law_R_pct"], f3["observed_R_pct"])
+    panels = (
+        f3.groupby(["factor", "task", "model"], sort=False)["rel_error"]
+        .agg(["mean", "count"])
+        .reset_index()
+    )
+    summary = {
+        "mean_over_panels": float(panels["mean"].mean()),
+        "mean_over_points": float(f3["rel_error"].mean()),
+    }
+    for factor, g in f3.groupby("factor"):
+        summary[f"mean_{factor}"] = float(g["rel_error"].mean())
+    return panels, summary
+
+
+def transfer_table(
+    paper: pd.DataFrame, source_map: Mapping[tuple[str, str], tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """The two ways to carry a synthetic law over to a fine-tuned task, for each Fig. 3 panel.
+
+    * ``keep``: the Fig. 2 panel's slope (via ``source_map``, default :data:`FIG3_SOURCE`) with
+      the intercept re-anchored on the task's points (one free parameter);
+    * ``refit``: slope and intercept fitted on the task's points (two free parameters).
+
+    Both are scored with Eq. 5 in-sample and leave-one-out (each point predicted by a law fitted
+    without it), beside the paper's own law line.
+    """
+    source_map = FIG3_SOURCE if source_map is None else source_map
+    fig2 = paper[paper["figure"] == "fig2"]
+    rows = []
+    for (task, factor, model), g in paper[paper["figure"] == "fig3"].groupby(
+        ["task", "factor", "model"], sort=False
+    ):
+        src_factor, src_model = source_map[(factor, model)]
+        src = fig2[(fig2["factor"] == src_factor) & (fig2["model"] == src_model)]
+        source = fit_law(src["x"], src["observed_R_pct"])
+        x, y = g["x"].to_numpy(float), g["observed_R_pct"].to_numpy(float)
+        keep = reanchor_law(source, x, y)
+        refit = fit_law(x, y)
+        rows.append(
+            {
+                "task": task,
+                "factor": factor,
+                "model": model,
+                "source": f"{src_factor}: {src_model}",
+                "source_slope": source.slope,
+                "refit_slope": refit.slope,
+                "paper_line_slope": fit_law(x, g["law_R_pct"]).slope,
+                "err_paper_line": float(np.mean(relative_prediction_error(g["law_R_pct"], y))),
+                "err_keep": float(np.mean(relative_prediction_error(keep.predict(x), y))),
+                "err_refit": float(np.mean(relative_prediction_error(refit.predict(x), y))),
+                "loo_keep": loo_relative_error(x, y, lambda a, b, s=source: reanchor_law(s, a, b)),
+                "loo_refit": loo_relative_error(x, y, fit_law),
+            }
+        )
     return pd.DataFrame(rows)

@@ -6,7 +6,8 @@ import numpy as np
 from scipy import stats
 
 from overshadow_lab.exercises.framework import Case, Exercise, Mistake, register
-from overshadow_lab.law import critical_value, fit_law, relative_prediction_error
+from overshadow_lab.law.fit import critical_value, fit_law
+from overshadow_lab.law.predict import relative_prediction_error
 
 _GRID = np.array([2.0, 5.0, 10.0, 25.0, 50.0, 100.0])
 

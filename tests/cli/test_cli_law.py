@@ -298,3 +298,151 @@ def test_fit_on_a_lab_table_selects_the_sweep_of_x(lab_csv, capsys):
     # grouping by factor keeps every sweep, and the L sweep holds P at a single value
     assert main(["law", "fit", lab_csv, "--x", "P", "--group-by", "factor"]) == 2
     assert "got 1 (5)" in capsys.readouterr().err
+
+
+def _sweep_rows(lr=0.003, seeds=(0, 1), commit="abc", shift=0.0, factor="P"):
+    """Rows as the sweep writes them: settings, metrics, provenance and a config_hash."""
+    rng = np.random.default_rng(int(lr * 1e4) + len(seeds))
+    rows = []
+    grid = [2, 5, 10, 25, 50, 100] if factor == "P" else ["pythia-14m", "pythia-70m", "tiny"]
+    for i, v in enumerate(grid):
+        for seed in seeds:
+            P = v if factor == "P" else 5
+            S = [14e6, 70e6, 1.2e5][i] if factor == "S" else 120000
+            size = v if factor == "S" else "tiny"
+            r = 10 * np.log10(P if factor == "P" else S) + shift + rng.normal(0, 1.0)
+            rows.append(
+                {
+                    "factor": factor,
+                    "value": v,
+                    "P": P,
+                    "L": 5,
+                    "S": S,
+                    "size": size,
+                    "seed": seed,
+                    "RR": 1.0,
+                    "HR": r / 100,
+                    "R": r,
+                    "config_hash": f"{factor}{v}-{seed}-{lr}",
+                    "n_sets": 50,
+                    "lr": lr,
+                    "init": "scratch",
+                    "commit": commit,
+                    "device": "cpu",
+                    "tier": "cpu",
+                }
+            )
+    return rows
+
+
+@pytest.fixture
+def sweep_tables(tmp_path):
+    """A clean sweep table and the same table with runs of another learning rate appended."""
+    clean = _sweep_rows()
+    foreign = _sweep_rows(lr=0.001, seeds=(0,), commit="def", shift=30.0)
+    paths = {}
+    for name, rows in (("clean", clean), ("mixed", clean + foreign)):
+        paths[name] = tmp_path / f"{name}.csv"
+        pd.DataFrame(rows).to_csv(paths[name], index=False)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def test_fit_refuses_a_sweep_table_that_mixes_configurations(sweep_tables, capsys):
+    assert main(["law", "fit", sweep_tables["mixed"], "--x", "P", "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("overshadow-lab law: error: the rows mix configurations")
+    assert "lr takes 2 values (0.001, 0.003)" in err and "--where lr=VALUE" in err
+    assert "commit" not in err  # provenance differs too, but it is not a setting
+    clean, _ = _json(capsys, ["law", "fit", sweep_tables["clean"], "--x", "P", "--json"])
+    picked, _ = _json(
+        capsys, ["law", "fit", sweep_tables["mixed"], "--x", "P", "--where", "lr=0.003", "--json"]
+    )
+    assert picked == clean
+    grouped, _ = _json(
+        capsys, ["law", "fit", sweep_tables["mixed"], "--x", "P", "--group-by", "lr", "--json"]
+    )
+    assert sorted(grouped) == ["0.001", "0.003"] and grouped["0.003"] == clean
+    # predict refuses the mixed table the same way, for one factor and for the joint law
+    assert main(["law", "predict", sweep_tables["mixed"], "--factor", "P", "--value", "40"]) == 2
+    assert "lr takes 2 values" in capsys.readouterr().err
+    assert main(["law", "predict", sweep_tables["mixed"], "--at", "P=40"]) == 2
+    assert "lr takes 2 values" in capsys.readouterr().err
+
+
+def test_an_s_sweep_varies_size_with_s_and_is_not_refused(tmp_path, capsys):
+    path = tmp_path / "s.csv"
+    pd.DataFrame(_sweep_rows(factor="S", seeds=(0, 1, 2))).to_csv(path, index=False)
+    out, _ = _json(capsys, ["law", "fit", str(path), "--x", "S", "--json"])
+    assert out["n"] == 9 and out["slope"] == pytest.approx(10, abs=2.5)
+
+
+@pytest.fixture
+def flat_csv(tmp_path):
+    rows = [
+        {"factor": "P", "P": p, "L": 5, "seed": s, "RR": 1.0, "R": 0.0}
+        for p in (2, 5, 10, 25)
+        for s in (0, 1)
+    ]
+    path = tmp_path / "flat.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("extra", [[], ["--robust"], ["--ci", "bootstrap", "--n-boot", "200"]])
+def test_flat_r_gives_slope_zero_with_its_interval_not_a_traceback(flat_csv, capsys, extra):
+    out, err = _json(capsys, ["law", "fit", flat_csv, "--x", "P", *extra, "--json"])
+    assert out["slope"] == pytest.approx(0, abs=1e-9)
+    assert out["slope_ci"] == pytest.approx([0, 0], abs=1e-9)
+    assert out["r2"] is None and out["x_c"] is None
+    assert "warning: R is 0 in every row" in err
+    assert main(["law", "fit", flat_csv, "--x", "P", *extra]) == 0
+    text = capsys.readouterr().out
+    assert "x_c       n/a  R2 n/a" in text
+
+
+def test_bootstrap_with_one_run_per_x_is_not_zero_width(lab_csv, capsys):
+    argv = ["law", "fit", lab_csv, "--x", "P", "--where", "seed=0", "--ci", "bootstrap"]
+    out, err = _json(capsys, [*argv, "--json"])
+    lo, hi = out["slope_ci"]
+    assert out["ci_scheme"] == "residuals" and lo < out["slope"] < hi and hi - lo > 1
+    assert "warning: every x has a single run" in err
+    t, _ = _json(capsys, ["law", "fit", lab_csv, "--x", "P", "--where", "seed=0", "--json"])
+    assert hi - lo < t["slope_ci"][1] - t["slope_ci"][0]  # percentile runs narrower than t
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "--x", "P", "--n-boot", "0"], "whole number of at least 100"),
+        (
+            ["fit", "--x", "P", "--ci", "bootstrap", "--n-boot", "-5"],
+            "at least 100 (a percentile interval needs resamples in both tails; 2000 is usual), got -5",
+        ),
+        (["fit", "--x", "P", "--level", "1.5"], "confidence level must lie in (0, 1)"),
+        (["fit", "--x", "P", "--level", "nan"], "confidence level must lie in (0, 1)"),
+        (["fit", "--x", "P", "--log-base", "1"], "log base must be positive and not 1"),
+        (["fit", "--x", "P", "--log-base", "inf"], "log base must be positive and not 1"),
+        (["fit", "--x", "P", "--cluster", "seed"], "--cluster only applies with --ci bootstrap"),
+        (["predict", "--factor", "P", "--value", "inf"], "--value must be a positive finite"),
+        (["predict", "--factor", "P", "--value", "nan"], "--value must be a positive finite"),
+        (["predict", "--factor", "P", "--value", "0"], "--value must be a positive finite"),
+        (["predict", "--factor", "P", "--value", "-3"], "--value must be a positive finite"),
+        (["predict", "--at", "P=inf"], "--at P must be a positive finite number"),
+        (["predict", "--at", "P=abc"], "--at P takes a number, got 'abc'"),
+        (["predict", "--level", "0"], "confidence level must lie in (0, 1)"),
+    ],
+)
+def test_numeric_options_are_checked_before_the_table_is_read(capsys, argv, message):
+    # the file does not exist: the option's own error must come first
+    assert main(["law", argv[0], "no-such-table.csv", *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("overshadow-lab law: error:") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_file_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    assert main(["law", "fit", str(path), "--x", "P"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"overshadow-lab law: error: {path} is empty: there is no table to fit\n"
