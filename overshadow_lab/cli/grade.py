@@ -33,21 +33,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and memory limits, and only the values its functions return reach the grader: a broken "
         "or hostile one scores what its answers earn and the rest go on.",
     )
-    p.add_argument("submissions", metavar="SUBMISSIONS_DIR", nargs="?", help="folder of submissions")
+    p.add_argument(
+        "submissions", metavar="SUBMISSIONS_DIR", nargs="?", help="folder of submissions"
+    )
     p.add_argument("--out", help="CSV file to write (e.g. scores.csv); required when grading")
     p.add_argument("--chapter", help="grade the exercises of this chapter (e.g. introduction)")
     p.add_argument("--exercises", help="comma-separated exercise names to grade")
-    p.add_argument("--timeout", type=_positive_seconds, default=300.0,
-                   help="seconds each submission's code may run (default 300)")
-    p.add_argument("--memory-mb", type=_positive_int, default=2048,
-                   help="memory each submission may allocate, in MiB (default 2048)")
-    p.add_argument("--isolation", choices=("auto", "fork", "subprocess"), default="auto",
-                   help="a forked copy of the grader (fast) or a fresh interpreter per submission "
-                   "(inside bubblewrap when available); default auto: subprocess with "
-                   "bubblewrap when it works here, else fork")
-    p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
-                   help="bwrap: require bubblewrap; none: rlimits, seccomp and a private folder "
-                   "only; default auto")
+    p.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=300.0,
+        help="seconds each submission's code may run (default 300)",
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=_positive_int,
+        default=2048,
+        help="memory each submission may allocate, in MiB (default 2048)",
+    )
+    p.add_argument(
+        "--isolation",
+        choices=("auto", "fork", "subprocess"),
+        default="auto",
+        help="a forked copy of the grader (fast) or a fresh interpreter per submission "
+        "(inside bubblewrap when available); default auto: subprocess with "
+        "bubblewrap when it works here, else fork",
+    )
+    p.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="bwrap: require bubblewrap; none: rlimits, seccomp and a private folder "
+        "only; default auto",
+    )
     p.add_argument("--list", action="store_true", help="list the known exercises and exit")
     p.set_defaults(func=run)
 
@@ -60,11 +78,20 @@ def run(args: argparse.Namespace) -> int:
         print(list_exercises().to_string(index=False))
         return 0
     if not args.submissions or not args.out:
-        raise ValueError("give a submissions folder and --out FILE.csv (or --list to see the exercises)")
+        raise ValueError(
+            "give a submissions folder and --out FILE.csv (or --list to see the exercises)"
+        )
     names = [n.strip() for n in args.exercises.split(",") if n.strip()] if args.exercises else None
-    df = grade(args.submissions, exercises=names, chapter=args.chapter, timeout=args.timeout,
-               isolation=args.isolation, out=args.out, sandbox=args.sandbox,
-               memory_mb=args.memory_mb)
+    df = grade(
+        args.submissions,
+        exercises=names,
+        chapter=args.chapter,
+        timeout=args.timeout,
+        isolation=args.isolation,
+        out=args.out,
+        sandbox=args.sandbox,
+        memory_mb=args.memory_mb,
+    )
     for name, reason in df.attrs.get("skipped", []):
         print(f"skipped {name}: {reason}", file=sys.stderr)
     print(df[["submission", "score", "max_score"]].to_string(index=False))

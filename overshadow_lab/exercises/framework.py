@@ -39,7 +39,9 @@ class Case:
     raises: type[BaseException] | None = None
 
     def describe(self) -> str:
-        parts = [_short(a) for a in self.args] + [f"{k}={_short(v)}" for k, v in self.kwargs.items()]
+        parts = [_short(a) for a in self.args] + [
+            f"{k}={_short(v)}" for k, v in self.kwargs.items()
+        ]
         call = "(" + ", ".join(parts) + ")"
         return f"{self.label}: {call}" if self.label else call
 
@@ -90,7 +92,9 @@ class Exercise:
         submission sends back; it stops at the first failing case.
         """
         if not callable(student_fn):
-            return CheckResult(self.name, False, 0, f"expected a function, got {type(student_fn).__name__}")
+            return CheckResult(
+                self.name, False, 0, f"expected a function, got {type(student_fn).__name__}"
+            )
         return self.judge(self.outcome(student_fn, case) for case in self.inputs())
 
     def check(self, student_fn: Callable[..., Any], quiet: bool = False) -> CheckResult:
@@ -173,7 +177,9 @@ class Exercise:
                 wrong = from_plain(to_plain(self._call(mistake.fn, case)))
             except Exception:  # noqa: BLE001 - a mistake that cannot run this case is no match
                 continue
-            if not close(wrong, expected, self.rtol, self.atol) and close(got, wrong, self.rtol, self.atol):
+            if not close(wrong, expected, self.rtol, self.atol) and close(
+                got, wrong, self.rtol, self.atol
+            ):
                 return f"{msg}. Likely mistake: {mistake.hint}"
         return msg
 
@@ -309,7 +315,11 @@ def _to_numeric(x: Any) -> Any:
             return x.detach().cpu().double().numpy()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    if isinstance(x, (np.ndarray, np.generic)) or isinstance(x, (int, float)) and not isinstance(x, bool):
+    if (
+        isinstance(x, (np.ndarray, np.generic))
+        or isinstance(x, (int, float))
+        and not isinstance(x, bool)
+    ):
         return np.asarray(x, dtype=float)
     return x
 

@@ -37,7 +37,9 @@ def scan_submissions(folder: str | Path) -> tuple[list[Path], list[tuple[str, st
     and every other entry with the reason it is skipped, so that nothing is left out silently."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise NotADirectoryError(f"submissions folder {str(folder)!r} does not exist or is not a folder")
+        raise NotADirectoryError(
+            f"submissions folder {str(folder)!r} does not exist or is not a folder"
+        )
     found, skipped = [], []
     for path in sorted(folder.iterdir()):
         if path.is_symlink():
@@ -76,11 +78,15 @@ def _selected(exercises: Iterable[str] | None, chapter: str | None) -> list[str]
     names = list(exercises or [])
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise ValueError(f"unknown exercise(s) {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}")
+        raise ValueError(
+            f"unknown exercise(s) {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}"
+        )
     if chapter is not None:
         chapters = sorted({e.chapter for e in REGISTRY.values()})
         if chapter not in chapters:
-            raise ValueError(f"unknown chapter {chapter!r}; chapters with exercises: {', '.join(chapters)}")
+            raise ValueError(
+                f"unknown chapter {chapter!r}; chapters with exercises: {', '.join(chapters)}"
+            )
         names += [e.name for e in REGISTRY.values() if e.chapter == chapter and e.name not in names]
     return names
 
@@ -96,9 +102,13 @@ def _modes(isolation: str, sandbox: str) -> tuple[str, str | None]:
     bwrap = bubblewrap() if sandbox != "none" and isolation != "fork" else None
     if sandbox == "bwrap" and bwrap is None:
         if isolation == "fork":
-            raise ValueError("bubblewrap runs a fresh interpreter: use it with isolation 'subprocess'")
-        raise ValueError("sandbox 'bwrap' asked for, but no working bwrap was found "
-                         "(install bubblewrap, or use sandbox 'auto')")
+            raise ValueError(
+                "bubblewrap runs a fresh interpreter: use it with isolation 'subprocess'"
+            )
+        raise ValueError(
+            "sandbox 'bwrap' asked for, but no working bwrap was found "
+            "(install bubblewrap, or use sandbox 'auto')"
+        )
     if isolation == "auto":
         isolation = "subprocess" if bwrap or sys.platform == "darwin" else "fork"
     return isolation, bwrap
@@ -108,6 +118,11 @@ def _check_out(out: Path, columns: list[str]) -> None:
     """Fail now, not after grading, if ``out`` cannot be written: write the empty table."""
     if out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a folder; give a file name such as scores.csv")
+    above = out.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise ValueError(f"cannot write --out {str(out)!r}: {str(above)!r} is a file, not a folder")
     try:
         write_csv_atomic(pd.DataFrame(columns=columns), out)
     except OSError as err:
@@ -197,12 +212,20 @@ def grade(
             skipped.append((sub.name, snap))
         else:
             snapshots[sub] = snap
-    inputs = {n: [(c.args, dict(c.kwargs)) for c in REGISTRY[n].inputs()] for n in names or REGISTRY}
-    limits = Limits(cpu_seconds=math.ceil(timeout) + 1, memory_bytes=memory_mb * 2**20,
-                    file_bytes=64 * 2**20, processes=64)
+    inputs = {
+        n: [(c.args, dict(c.kwargs)) for c in REGISTRY[n].inputs()] for n in names or REGISTRY
+    }
+    limits = Limits(
+        cpu_seconds=math.ceil(timeout) + 1,
+        memory_bytes=memory_mb * 2**20,
+        file_bytes=64 * 2**20,
+        processes=64,
+    )
     hidden = [Path(folder).resolve()] + ([Path(out).resolve()] if out is not None else [])
     rows = []
-    for sub, files in tqdm(snapshots.items(), desc="grading", unit="submission", disable=not progress):
+    for sub, files in tqdm(
+        snapshots.items(), desc="grading", unit="submission", disable=not progress
+    ):
         report = run_submission(files, sub.name, inputs, limits, timeout, isolation, bwrap, hidden)
         rows.append(_row(sub.name, report, names, columns))
         if out is not None:

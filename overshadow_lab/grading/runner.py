@@ -54,20 +54,48 @@ class Limits:
 # seccomp: signals and debugging reach only this process group, so a submission cannot kill or
 # trace the grader or its supervisor (both run as the same user when there is no bubblewrap).
 _SIGNALS = {  # machine: (audit arch, {name: syscall number}, seccomp, capset)
-    "x86_64": (0xC000003E, dict(kill=62, tkill=200, tgkill=234, rt_sigqueueinfo=129,
-                                rt_tgsigqueueinfo=297, ptrace=101, process_vm_readv=310,
-                                process_vm_writev=311), 317, 126),
-    "aarch64": (0xC00000B7, dict(kill=129, tkill=130, tgkill=131, rt_sigqueueinfo=138,
-                                 rt_tgsigqueueinfo=240, ptrace=117, process_vm_readv=270,
-                                 process_vm_writev=271), 277, 91),
+    "x86_64": (
+        0xC000003E,
+        dict(
+            kill=62,
+            tkill=200,
+            tgkill=234,
+            rt_sigqueueinfo=129,
+            rt_tgsigqueueinfo=297,
+            ptrace=101,
+            process_vm_readv=310,
+            process_vm_writev=311,
+        ),
+        317,
+        126,
+    ),
+    "aarch64": (
+        0xC00000B7,
+        dict(
+            kill=129,
+            tkill=130,
+            tgkill=131,
+            rt_sigqueueinfo=138,
+            rt_tgsigqueueinfo=240,
+            ptrace=117,
+            process_vm_readv=270,
+            process_vm_writev=271,
+        ),
+        277,
+        91,
+    ),
 }
 _PIDFD = (424, 434, 438)  # pidfd_send_signal, pidfd_open, pidfd_getfd: one number everywhere
 _ALLOW, _DENY = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO(EPERM)
 
 
 class _Insn(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
-                ("k", ctypes.c_uint)]
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint),
+    ]
 
 
 class _Prog(ctypes.Structure):
@@ -86,8 +114,13 @@ def _filter(arch: int, calls: dict[str, int], own_pid: int) -> list[tuple[int, i
         prog += [(jeq, 0, 1, nr), (ret, 0, 0, _DENY)]
     for nr, first_arg in ((calls["kill"], 0), (calls["tgkill"], own_pid)):
         # not this call: skip the block; else load the first argument and allow only first_arg
-        prog += [(jeq, 0, 4, nr), (load, 0, 0, 16), (jeq, 0, 1, first_arg),
-                 (ret, 0, 0, _ALLOW), (ret, 0, 0, _DENY)]
+        prog += [
+            (jeq, 0, 4, nr),
+            (load, 0, 0, 16),
+            (jeq, 0, 1, first_arg),
+            (ret, 0, 0, _ALLOW),
+            (ret, 0, 0, _DENY),
+        ]
     return prog + [(ret, 0, 0, _ALLOW)]
 
 
@@ -146,7 +179,8 @@ def confine(limits: Limits) -> list[str]:
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(res, (value, value))
 
-    limit(resource.RLIMIT_CPU, limits.cpu_seconds)
+    used = resource.getrusage(resource.RUSAGE_SELF)  # the interpreter's own start-up
+    limit(resource.RLIMIT_CPU, int(used.ru_utime + used.ru_stime) + 1 + limits.cpu_seconds)
     limit(resource.RLIMIT_FSIZE, limits.file_bytes)
     limit(resource.RLIMIT_CORE, 0)
     limit(resource.RLIMIT_AS, _address_space() + limits.memory_bytes)
@@ -159,8 +193,10 @@ def confine(limits: Limits) -> list[str]:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(38, 1, 0, 0, 0) == 0:  # PR_SET_NO_NEW_PRIVS: no setuid way back up
         applied.append("no-new-privileges")
-    for name, step in (("no-capabilities", lambda: _drop_capabilities(libc, table[3])),
-                       ("seccomp", lambda: _seccomp(libc, table))):
+    for name, step in (
+        ("no-capabilities", lambda: _drop_capabilities(libc, table[3])),
+        ("seccomp", lambda: _seccomp(libc, table)),
+    ):
         if name == "no-capabilities" and os.geteuid() != 0:
             continue
         try:
@@ -220,8 +256,10 @@ def _execute(entry: Path) -> tuple[dict, list[str]]:
 def serve(entry: Path, inputs: dict[str, list], limits: Limits, framework: ModuleType) -> NoReturn:
     """Confine this process, run the submission at ``entry`` and send its answers; never returns.
 
-    ``inputs`` maps each exercise to grade to its cases as ``(args, kwargs)``; ``framework`` is
-    the exercise framework module (its :func:`answer` turns a call into plain data).
+    ``inputs`` maps each exercise to grade to its cases as a list of ``(args, kwargs)``, or that
+    list pickled (unpickled only if the submission defines the exercise: tensor inputs import
+    torch); ``framework`` is the exercise framework module (its ``answer`` turns a call into
+    plain data).
     """
     code = 0
     try:
@@ -231,7 +269,8 @@ def serve(entry: Path, inputs: dict[str, list], limits: Limits, framework: Modul
         defined = [name for name in inputs if callable(namespace.get(name))]
         _send({"defined": defined, "errors": errors})
         for name in defined:
-            for args, kwargs in inputs[name]:
+            cases = inputs[name]
+            for args, kwargs in pickle.loads(cases) if isinstance(cases, bytes) else cases:
                 try:
                     outcome = framework.answer(namespace[name], args, kwargs)
                 except BaseException as err:  # noqa: BLE001 - SystemExit from a function, …
@@ -265,7 +304,7 @@ def main(argv: list[str]) -> NoReturn:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     entry, inputs_path, limits = Path(argv[0]), Path(argv[1]), Limits(**json.loads(argv[2]))
     inputs = pickle.loads(inputs_path.read_bytes())  # written by the grader, read before any
-    inputs_path.unlink()  # student code runs
+    inputs_path.unlink()  # student code runs; each exercise's cases are pickled on their own
     serve(entry, inputs, limits, _load_framework())
 
 

@@ -64,22 +64,47 @@ def bubblewrap() -> str | None:
     if path is None:
         return None
     try:
-        ok = subprocess.run([path, *_BWRAP_CORE, "--ro-bind", "/", "/", "true"],
-                            capture_output=True, timeout=30).returncode == 0
+        ok = (
+            subprocess.run(
+                [path, *_BWRAP_CORE, "--ro-bind", "/", "/", "true"], capture_output=True, timeout=30
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.SubprocessError):
         ok = False
     return path if ok else None
 
 
-_BWRAP_CORE = ("--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
-               "--cap-drop", "ALL", "--die-with-parent", "--new-session")
+_BWRAP_CORE = (
+    "--unshare-all",
+    "--unshare-user",
+    "--uid",
+    "65534",
+    "--gid",
+    "65534",
+    "--cap-drop",
+    "ALL",
+    "--die-with-parent",
+    "--new-session",
+)
 
 
 def _bwrap_argv(bwrap: str, work: Path, hidden: list[Path]) -> list[str]:
     """bubblewrap options: everything read-only, ``/tmp`` and ``hidden`` emptied or masked,
     the interpreter and the package shown again if they lived there, ``work`` writable."""
-    argv = [bwrap, *_BWRAP_CORE, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", "/tmp"]
+    argv = [
+        bwrap,
+        *_BWRAP_CORE,
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+    ]
     masks = [Path(tempfile.gettempdir()), Path("/tmp")]
     for path in hidden:
         if path.is_dir():
@@ -87,8 +112,12 @@ def _bwrap_argv(bwrap: str, work: Path, hidden: list[Path]) -> list[str]:
             masks.append(path)
         elif path.exists():
             argv += ["--ro-bind", "/dev/null", str(path)]
-    needed = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent,
-              _PACKAGE_ROOT}
+    needed = {
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.executable).resolve().parent,
+        _PACKAGE_ROOT,
+    }
     for path in sorted(needed):
         if any(path.resolve().is_relative_to(m.resolve()) for m in masks):
             argv += ["--ro-bind", str(path), str(path)]
@@ -97,10 +126,18 @@ def _bwrap_argv(bwrap: str, work: Path, hidden: list[Path]) -> list[str]:
 
 def _environment(work: Path) -> dict[str, str]:
     """The whole environment of a child: nothing inherited, so no token or path leaks in."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work),
-            "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1"}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(work),
+        "TMPDIR": str(work),
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -312,9 +349,16 @@ def _reap(pid: int) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
-def run_submission(files: dict[str, bytes], entry: str, inputs: dict[str, list], limits: Limits,
-                   timeout: float, isolation: str, bwrap: str | None = None,
-                   hidden: list[Path] | None = None) -> Report:
+def run_submission(
+    files: dict[str, bytes],
+    entry: str,
+    inputs: dict[str, list],
+    limits: Limits,
+    timeout: float,
+    isolation: str,
+    bwrap: str | None = None,
+    hidden: list[Path] | None = None,
+) -> Report:
     """Run one submission: ``files`` (relative path -> bytes) copied into a fresh folder,
     ``entry`` the name of the submission in it, ``inputs`` the cases of each exercise to answer.
 
@@ -334,7 +378,8 @@ def run_submission(files: dict[str, bytes], entry: str, inputs: dict[str, list],
     if isolation == "fork":
         start = _start_forked(work, entry, inputs, limits, log, result_w)
     else:
-        (work / ".inputs.pickle").write_bytes(pickle.dumps(inputs))
+        lazy = {name: pickle.dumps(cases) for name, cases in inputs.items()}
+        (work / ".inputs.pickle").write_bytes(pickle.dumps(lazy))
         python = [sys.executable, "-I", str(_RUNNER), entry, ".inputs.pickle", limits.to_json()]
         argv = (_bwrap_argv(bwrap, work, hidden or []) if bwrap else []) + python
         start = _start_subprocess(argv, work, log, result_w)

@@ -20,7 +20,11 @@ def _square_exercise():
         name="square_for_test",
         chapter="tests",
         reference=lambda x: x * x,
-        cases=[Case((3,)), Case((-2,), label="negative"), Case(("a",), label="bad", raises=TypeError)],
+        cases=[
+            Case((3,)),
+            Case((-2,), label="negative"),
+            Case(("a",), label="bad", raises=TypeError),
+        ],
         mistakes=[Mistake(lambda x: 2 * x, "you doubled instead of squaring")],
     )
 
@@ -45,7 +49,10 @@ def test_unknown_wrong_answer_shows_input_expected_and_got():
 def test_exceptions_and_missing_raises_are_reported():
     ex = _square_exercise()
     assert "raised ZeroDivisionError" in ex.run(lambda x: 1 / 0).message
-    assert "not implemented yet" in ex.run(lambda x: (_ for _ in ()).throw(NotImplementedError)).message
+    assert (
+        "not implemented yet"
+        in ex.run(lambda x: (_ for _ in ()).throw(NotImplementedError)).message
+    )
 
     def no_type_check(x):
         return x * x if not isinstance(x, str) else 0
@@ -56,8 +63,9 @@ def test_exceptions_and_missing_raises_are_reported():
 
 
 def test_student_cannot_corrupt_the_cases_by_mutating_inputs():
-    ex = Exercise(name="first_for_test", chapter="tests", reference=lambda xs: xs[0],
-                  cases=[Case(([1, 2],))])
+    ex = Exercise(
+        name="first_for_test", chapter="tests", reference=lambda xs: xs[0], cases=[Case(([1, 2],))]
+    )
     assert ex.run(lambda xs: xs.pop(0)).passed
     assert ex.run(lambda xs: xs[0]).passed
 
@@ -74,7 +82,10 @@ def test_close_handles_tensors_arrays_nan_and_containers():
 def test_intro_check_accepts_the_reference_and_diagnoses_mistakes():
     check_relative_hallucination_rate(relative_hallucination_rate, quiet=True)
     ex = REGISTRY["relative_hallucination_rate"]
-    assert "multiply the ratio by 100" in ex.run(lambda hr, rr: np.asarray(hr) / np.asarray(rr)).message
+    assert (
+        "multiply the ratio by 100"
+        in ex.run(lambda hr, rr: np.asarray(hr) / np.asarray(rr)).message
+    )
     assert "upside down" in ex.run(lambda hr, rr: 100 * np.asarray(rr) / np.asarray(hr)).message
 
 
