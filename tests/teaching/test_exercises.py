@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -99,3 +101,44 @@ def test_catalogue_lists_every_registered_exercise():
 def test_metric_rejects_rates_outside_unit_interval():
     with pytest.raises(ValueError, match=r"fractions and must lie in \[0, 1\]"):
         relative_hallucination_rate(2, 1)
+
+
+def test_plain_data_keeps_what_the_comparison_needs():
+    from overshadow_lab.exercises.framework import from_plain, to_plain
+
+    answer = {
+        "r": (np.float64(50.0), float("nan"), [1, 2]),
+        "mask": torch.tensor([True, False]),
+        "x": np.arange(6.0).reshape(2, 3),
+        "empty": np.zeros((0, 3)),
+    }
+    back = from_plain(json.loads(json.dumps(to_plain(answer))))
+    assert close(back, answer) and isinstance(back["r"], tuple)
+    assert back["x"].shape == (2, 3) and back["empty"].shape == (0, 3)
+    assert back["mask"].dtype == bool
+
+
+def test_an_answer_that_is_not_plain_data_matches_nothing():
+    from overshadow_lab.exercises.framework import Opaque, from_plain, to_plain
+
+    class Anything:
+        def __eq__(self, other):
+            return True
+
+    back = from_plain(to_plain(Anything()))
+    assert isinstance(back, Opaque) and not close(back, 1.0) and not close(1.0, back)
+    forged = [{"ndarray": [1], "dtype": "O", "shape": [1]}, {"passed": True}, {"tuple": 3}]
+    assert all(isinstance(from_plain(f), Opaque) for f in forged)
+    ex = _square_exercise()
+    assert not ex.run(lambda x: Anything()).passed
+
+
+def test_judge_reads_plain_outcomes_and_says_where_an_answer_is_missing():
+    ex = _square_exercise()
+    outcomes = [{"value": 9}, {"value": 4}]
+    result = ex.judge(outcomes, stopped="timed out after 3 s")
+    assert not result.passed
+    assert result.message == "on input bad: ('a') no answer: timed out after 3 s"
+    raised = {"raised": ["builtins.TypeError", "builtins.Exception"], "error": "TypeError: no"}
+    assert ex.judge([{"value": 9}, {"value": 4}, raised]).passed
+    assert "could not be read" in ex.judge(["pass"]).message
