@@ -2,7 +2,9 @@
 
 Each file in ``hostile/`` attacks the grader in one way and says in its first line what it
 honestly earns (``# expect: N``): a right answer earns its point whatever else the file does, a
-wrong one earns nothing whatever it patches, prints or forges. The grader runs as its own
+wrong one earns nothing whatever it patches, prints or forges. The files are templates: the
+test fills in the submissions folder, the results file and (where a file marks it) the honest
+solution, so that each attack aims at the real paths. The grader runs as its own
 process so that the submissions that go after it (its command line, killing it) meet a real
 grader; afterwards no process started by a submission may be alive and the results file must
 stay as the grader wrote it.
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="inspects /proc"
 
 HOSTILE = Path(__file__).parent / "hostile"
 REPO = Path(__file__).resolve().parents[2]
+RIGHT = "# RIGHT ANSWER (the test puts the honest solution here)"
 
 
 def _survivors(marker: str) -> list[int]:
@@ -63,6 +66,7 @@ def hostile_run(request, tmp_path_factory):
     tmp.mkdir()
     for path in HOSTILE.glob("*.py"):
         text = path.read_text().replace("__SUBMISSIONS__", str(subs)).replace("__OUT__", str(out))
+        text = text.replace(RIGHT, GOOD)
         (subs / path.name).write_text(text)
     (subs / "alice.py").write_text(GOOD)
     (subs / "bob.py").write_text(NO_PERCENT)
