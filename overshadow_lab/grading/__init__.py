@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from overshadow_lab.grading.runner import SUFFIXES, Limits
-from overshadow_lab.grading.sandbox import Report, bubblewrap, run_submission
+from overshadow_lab.grading.sandbox import Report, bubblewrap, run_submission, undumpable
 from overshadow_lab.records import write_csv_atomic
 
 MAX_SUBMISSION_BYTES = 20 * 2**20  # a larger submission is skipped, with that reason
@@ -223,13 +223,16 @@ def grade(
     )
     hidden = [Path(folder).resolve()] + ([Path(out).resolve()] if out is not None else [])
     rows = []
-    for sub, files in tqdm(
-        snapshots.items(), desc="grading", unit="submission", disable=not progress
-    ):
-        report = run_submission(files, sub.name, inputs, limits, timeout, isolation, bwrap, hidden)
-        rows.append(_row(sub.name, report, names, columns))
-        if out is not None:
-            write_csv_atomic(pd.DataFrame(rows, columns=columns), out)
+    with undumpable():
+        for sub, files in tqdm(
+            snapshots.items(), desc="grading", unit="submission", disable=not progress
+        ):
+            report = run_submission(
+                files, sub.name, inputs, limits, timeout, isolation, bwrap, hidden
+            )
+            rows.append(_row(sub.name, report, names, columns))
+            if out is not None:
+                write_csv_atomic(pd.DataFrame(rows, columns=columns), out)
     df = pd.DataFrame(rows, columns=columns)
     df.attrs["skipped"] = sorted(skipped)
     return df

@@ -24,6 +24,8 @@ Process tree of one submission::
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import pickle
@@ -140,6 +142,23 @@ def _environment(work: Path) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def undumpable():
+    """While grading, make the grader's memory unreadable and unwritable through ``/proc`` and
+    ``ptrace`` by its own user (PR_SET_DUMPABLE 0): a submission running as that user, without
+    capabilities, cannot then rewrite the grader's scores in place."""
+    if sys.platform != "linux":
+        yield
+        return
+    prctl = ctypes.CDLL(None).prctl
+    before = prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+    prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    try:
+        yield
+    finally:
+        prctl(4, max(before, 0), 0, 0, 0)
+
+
 # -- processes -----------------------------------------------------------------------------------
 def _table() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, session id) of every process, from /proc."""
@@ -182,8 +201,6 @@ def _supervise(start_child, control: int) -> int:
     """The supervisor's body: start the child, wait for it or for a word from the grader (or
     the grader's death: end of file on ``control``), then kill everything below; its exit code."""
     if sys.platform == "linux":
-        import ctypes
-
         ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     child = os.fork()
     if child == 0:
@@ -224,6 +241,8 @@ def _start_forked(work: Path, entry: str, inputs: dict, limits: Limits, log: int
         try:
             os.setsid()
             os.chdir(work)
+            if sys.platform == "linux":  # its own /proc entries readable again (see undumpable)
+                ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)
             _arrange_descriptors(log, result)
             sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
             sys.stdout = open(1, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115

@@ -14,6 +14,7 @@ from overshadow_lab.exercises import (
     close,
     list_exercises,
 )
+from overshadow_lab.exercises.framework import Opaque, from_plain, to_plain
 from overshadow_lab.metrics import relative_hallucination_rate
 
 
@@ -104,8 +105,6 @@ def test_metric_rejects_rates_outside_unit_interval():
 
 
 def test_plain_data_keeps_what_the_comparison_needs():
-    from overshadow_lab.exercises.framework import from_plain, to_plain
-
     answer = {
         "r": (np.float64(50.0), float("nan"), [1, 2]),
         "mask": torch.tensor([True, False]),
@@ -119,8 +118,6 @@ def test_plain_data_keeps_what_the_comparison_needs():
 
 
 def test_an_answer_that_is_not_plain_data_matches_nothing():
-    from overshadow_lab.exercises.framework import Opaque, from_plain, to_plain
-
     class Anything:
         def __eq__(self, other):
             return True

@@ -9,7 +9,7 @@ import pytest
 
 from overshadow_lab.exercises.framework import from_plain
 from overshadow_lab.grading.runner import Limits
-from overshadow_lab.grading.sandbox import bubblewrap, descendants, run_submission
+from overshadow_lab.grading.sandbox import bubblewrap, descendants, run_submission, undumpable
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64"),
@@ -18,6 +18,15 @@ pytestmark = pytest.mark.skipif(
 
 PROBE = """
 import os, resource, socket
+
+def _mem_of_grandparent():
+    stat = open(f"/proc/{os.getppid()}/stat").read()
+    grandparent = int(stat[stat.rfind(")") + 2 :].split()[1])
+    try:
+        open(f"/proc/{grandparent}/mem", "r+b").close()
+        return "opened"
+    except OSError as err:
+        return type(err).__name__
 
 def relative_hallucination_rate(hr, rr):
     status = dict(ln.split(":", 1) for ln in open("/proc/self/status").read().splitlines())
@@ -36,6 +45,7 @@ def relative_hallucination_rate(hr, rr):
         "files": sorted(os.listdir(".")),
         "fds": sorted(os.listdir("/proc/self/fd")),
         "kill": kill,
+        "grader_memory": _mem_of_grandparent(),
         "uid": os.getuid(),
         "interfaces": sorted(name for _, name in socket.if_nameindex()),
         "tmp": sorted(os.listdir("/tmp")),
@@ -53,13 +63,15 @@ def test_a_submission_runs_confined(isolation, sandbox, monkeypatch):
     monkeypatch.setenv("OVERSHADOW_TEST_SECRET", "hunter2")
     limits = Limits(cpu_seconds=7, memory_bytes=2**30, file_bytes=2**20, processes=16)
     inputs = {"relative_hallucination_rate": [((0.5, 1.0), {})]}
-    report = run_submission(
-        {"probe.py": PROBE.encode()}, "probe.py", inputs, limits, 60, isolation, bwrap
-    )
+    with undumpable():
+        report = run_submission(
+            {"probe.py": PROBE.encode()}, "probe.py", inputs, limits, 60, isolation, bwrap
+        )
     assert report.errors == [] and report.defined == ["relative_hallucination_rate"]
     seen = from_plain(report.outcomes["relative_hallucination_rate"][0]["value"])
     assert seen["seccomp"] == "2" and seen["no_new_privs"] == "1"
     assert seen["kill"] == "PermissionError"  # not even signal 0 to its parent
+    assert seen["grader_memory"] != "opened"  # the grader's memory cannot be rewritten
     assert 7 < seen["cpu"] < 7 + 60 and seen["fsize"] == 2**20
     assert "OVERSHADOW_TEST_SECRET" not in seen["env"] and "PATH" in seen["env"]
     assert seen["home_is_cwd"] and seen["files"] == ["probe.py"]
