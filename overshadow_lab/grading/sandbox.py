@@ -92,36 +92,21 @@ _BWRAP_CORE = (
 
 
 def _bwrap_argv(bwrap: str, work: Path, hidden: list[Path]) -> list[str]:
-    """bubblewrap options: everything read-only, ``/tmp`` and ``hidden`` emptied or masked,
-    the interpreter and the package shown again if they lived there, ``work`` writable."""
-    argv = [
-        bwrap,
-        *_BWRAP_CORE,
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-    ]
-    masks = [Path(tempfile.gettempdir()), Path("/tmp")]
-    for path in hidden:
-        if path.is_dir():
+    """bubblewrap options: everything read-only; ``/tmp``, the temporary folder and the
+    folders in ``hidden`` emptied, its files masked; the interpreter and the package shown again
+    if they lived there; only ``work`` writable."""
+    argv = [bwrap, *_BWRAP_CORE, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    masks: list[Path] = []
+    for path in [Path("/tmp"), Path(tempfile.gettempdir()), *hidden]:
+        path = path.resolve()
+        if path.is_dir() and path != Path("/") and path not in masks:
             argv += ["--tmpfs", str(path)]
             masks.append(path)
-        elif path.exists():
+        elif path.is_file():
             argv += ["--ro-bind", "/dev/null", str(path)]
-    needed = {
-        Path(sys.prefix),
-        Path(sys.base_prefix),
-        Path(sys.executable).resolve().parent,
-        _PACKAGE_ROOT,
-    }
-    for path in sorted(needed):
-        if any(path.resolve().is_relative_to(m.resolve()) for m in masks):
+    needed = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent, _PACKAGE_ROOT}
+    for path in sorted(p.resolve() for p in needed):
+        if any(path.is_relative_to(m) for m in masks):
             argv += ["--ro-bind", str(path), str(path)]
     return argv + ["--bind", str(work), str(work), "--chdir", str(work), "--"]
 
