@@ -19,7 +19,8 @@ Process tree of one submission::
   for them, and exits. So nothing a submission starts outlives its turn.
 * The **grader** reads the result pipe until it closes, with a deadline that starts when the
   child says it is ready (so the interpreter's start-up is not counted against the student), at
-  most :data:`MAX_REPLY` bytes, and parses it as plain data only.
+  most :data:`MAX_REPLY` bytes, and parses it as plain data only. While it grades, its own
+  memory is closed to its user (:func:`undumpable`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 from overshadow_lab.grading import runner
 from overshadow_lab.grading.runner import Limits
 
-MAX_REPLY = 32 * 2**20  # bytes of answers read from one submission; the rest is cut off
+MAX_REPLY = 32 * 2**20  # bytes of answers a submission may send; one that sends more is stopped
 SETUP_SECONDS = 120.0  # the child's own start-up (an interpreter, NumPy) must fit in this
 _RUNNER = Path(runner.__file__).resolve()
 _PACKAGE_ROOT = _RUNNER.parents[2]
@@ -145,24 +146,24 @@ def undumpable():
 
 
 # -- processes -----------------------------------------------------------------------------------
-def _table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, session id) of every process, from /proc."""
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process, from /proc."""
     table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
-        fields = text[text.rfind(")") + 2 :].split()  # the name may hold spaces and ')'
-        table[int(stat.parent.name)] = (int(fields[1]), int(fields[3]))
+        # the process name may hold spaces and ')': read the fields after the last ')'
+        table[int(stat.parent.name)] = int(text[text.rfind(")") + 2 :].split()[1])
     return table
 
 
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid``, children first."""
-    table, found, frontier = _table(), [], [pid]
+    table, found, frontier = _parents(), [], [pid]
     while frontier:
-        kids = [p for p, (ppid, _) in table.items() if ppid in frontier]
+        kids = [p for p, ppid in table.items() if ppid in frontier]
         found += kids
         frontier = kids
     return found
@@ -236,6 +237,8 @@ def _start_forked(work: Path, entry: str, inputs: dict, limits: Limits, log: int
             os.environ.update(_environment(work))
             if "matplotlib" in sys.modules:
                 sys.modules["matplotlib"].use("Agg")
+            # already imported by the grader (forked): importing it at the top of this module
+            # would import every chapter's exercises wherever the sandbox is imported
             from overshadow_lab.exercises import framework
 
             runner.serve(Path(entry), inputs, limits, framework)
@@ -294,7 +297,7 @@ class _Reading:
 
 def _collect(fd: int, reading: _Reading, timeout: float) -> str | None:
     """Read the child's messages until the pipe closes (None) or a limit is hit (why)."""
-    begun, pending = time.monotonic(), b""
+    begun, pending = time.monotonic(), bytearray()
     while True:
         if reading.ready_at is None:
             left = begun + max(SETUP_SECONDS, timeout) - time.monotonic()
@@ -311,12 +314,17 @@ def _collect(fd: int, reading: _Reading, timeout: float) -> str | None:
         reading.received += len(chunk)
         if reading.received > MAX_REPLY:
             return f"sent more than {MAX_REPLY // 2**20} MiB of answers"
-        *lines, pending = (pending + chunk).split(b"\n")
-        reading.take(lines)
+        pending += chunk
+        if b"\n" in chunk:  # split only when a line ends: a long line costs linear time
+            *lines, last = bytes(pending).split(b"\n")
+            pending = bytearray(last)
+            reading.take(lines)
 
 
 def _why(code: int, limits: Limits, log_tail: str) -> str:
     sig = code - 128 if code > 128 else 0
+    if sig not in signal.valid_signals():
+        sig = 0  # an exit code above 128 that is no signal
     if sig == signal.SIGXCPU:
         why = f"used more than {limits.cpu_seconds} s of CPU time"
     elif sig == signal.SIGXFSZ:

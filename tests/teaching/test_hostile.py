@@ -108,6 +108,7 @@ def test_honest_neighbours_are_unchanged(hostile_run):
     assert "timed out after 4 s" in df.loc["infinite_loop.py", "feedback"]
     assert "MemoryError" in df.loc["memory_bomb.py", "error"]
     assert "File too large" in df.loc["huge_output.py", "error"]
+    assert "sent more than 32 MiB of answers" in df.loc["flood_pipe.py", "error"]
 
 
 def test_nothing_outlives_the_grader_and_the_table_stays_as_written(hostile_run):
