@@ -28,6 +28,8 @@ from overshadow_lab.grading.sandbox import Report, bubblewrap, run_submission, u
 from overshadow_lab.records import write_csv_atomic
 
 MAX_SUBMISSION_BYTES = 20 * 2**20  # a larger submission is skipped, with that reason
+MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds; limits beyond these are mistakes, and overflow rlimits
+MAX_MEMORY_MB = 2**20  # 1 TiB
 ISOLATIONS = ("auto", "fork", "subprocess")
 SANDBOXES = ("auto", "bwrap", "none")
 
@@ -193,10 +195,14 @@ def grade(
 
     from overshadow_lab.exercises import REGISTRY
 
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-    if not (isinstance(memory_mb, int) and memory_mb > 0):
-        raise ValueError(f"memory_mb must be a positive whole number, not {memory_mb!r}")
+    if not (isinstance(timeout, (int, float)) and 0 < timeout <= MAX_TIMEOUT):
+        raise ValueError(
+            f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g}, not {timeout!r}"
+        )
+    if not (isinstance(memory_mb, int) and 0 < memory_mb <= MAX_MEMORY_MB):
+        raise ValueError(
+            f"memory_mb must be a whole number from 1 to {MAX_MEMORY_MB}, not {memory_mb!r}"
+        )
     names = _selected(exercises, chapter)
     isolation, bwrap = _modes(isolation, sandbox)
     subs, skipped = scan_submissions(folder)

@@ -152,3 +152,11 @@ def test_without_a_selection_each_max_score_is_the_submissions_own(tmp_path):
     assert df.loc["alice.py", "max_score"] == 1 and df.loc["alice.py", "score"] == 1
     assert df.loc["greedy.py", "max_score"] == 5  # introduction (1) and the law chapter (4)
     assert pd.isna(df.loc["alice.py", "log_law_fit"])
+
+
+def test_limits_too_large_for_the_kernel_are_refused_up_front(tmp_path):
+    (tmp_path / "alice.py").write_text(GOOD)
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds up to"):
+        grade(tmp_path, timeout=1e308, progress=False)
+    with pytest.raises(ValueError, match="memory_mb must be a whole number from 1 to"):
+        grade(tmp_path, memory_mb=2**40, progress=False)
