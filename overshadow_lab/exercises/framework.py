@@ -6,6 +6,15 @@ implementations that students typically write. ``check(student_fn)`` runs the st
 beside the reference on every case; on the first disagreement it raises :class:`ExerciseFailure`
 with a message that shows the input, the expected and the received value, and, when the
 student's answer equals one of the known mistakes, names that mistake.
+
+Answers are judged as *plain data*: :meth:`Exercise.outcome` turns what the student's function
+returned (or raised) into JSON-ready values (:func:`to_plain`), and :meth:`Exercise.judge`
+compares those, decoded by :func:`from_plain`, with references it computes itself. A notebook's
+``check`` does both in one process; the grader (:mod:`overshadow_lab.grading`) runs only the
+first half inside a submission's sandbox and the second in its own process, so nothing a
+submission does to its own copy of this module can change a verdict. This module imports only
+the standard library and NumPy (torch only for a tensor answer), so that the sandbox can load it
+by path without the rest of the package.
 """
 
 from __future__ import annotations
