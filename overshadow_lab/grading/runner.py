@@ -12,7 +12,8 @@ grader therefore reads these messages as the student's *claims about their answe
 every verdict itself (:meth:`~overshadow_lab.exercises.framework.Exercise.judge`). The messages
 are one JSON object per line on descriptor :data:`RESULT_FD`:
 
-* ``{"ready": pid}``: the limits are in place and the student's code is about to run;
+* ``{"ready": pid, "confined": [...]}``: the limits are in place (:func:`confine` lists
+  them) and the student's code is about to run;
 * ``{"defined": [...], "errors": [...]}``: every cell has run; the exercise functions defined;
 * ``{"exercise": name, "outcome": {...}}``: one answer per input case, in order;
 * ``{"done": true}``.
@@ -170,35 +171,38 @@ def confine(limits: Limits) -> list[str]:
 
     The rlimits are set soft = hard so the submission cannot raise them; as root the
     capabilities that would allow it are dropped. Then, on Linux, no new privileges and the
-    seccomp filter above. A protection the kernel refuses is skipped (the list says which).
+    seccomp filter above. A protection this kernel refuses (an rlimit macOS lacks, seccomp on
+    an old kernel) is left out of the list rather than stopping the grading.
     """
     applied = []
-
-    def limit(res: int, value: int) -> None:
+    used = resource.getrusage(resource.RUSAGE_SELF)  # the interpreter's own start-up
+    wanted = [
+        ("RLIMIT_CPU", int(used.ru_utime + used.ru_stime) + 1 + limits.cpu_seconds),
+        ("RLIMIT_FSIZE", limits.file_bytes),
+        ("RLIMIT_CORE", 0),
+        ("RLIMIT_AS", _address_space() + limits.memory_bytes),
+    ]
+    if sys.platform == "linux":
+        wanted.append(("RLIMIT_NPROC", _user_tasks(os.getuid()) + limits.processes))
+    for name, value in wanted:
+        res = getattr(resource, name)
         _, hard = resource.getrlimit(res)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(res, (value, value))
-
-    used = resource.getrusage(resource.RUSAGE_SELF)  # the interpreter's own start-up
-    limit(resource.RLIMIT_CPU, int(used.ru_utime + used.ru_stime) + 1 + limits.cpu_seconds)
-    limit(resource.RLIMIT_FSIZE, limits.file_bytes)
-    limit(resource.RLIMIT_CORE, 0)
-    limit(resource.RLIMIT_AS, _address_space() + limits.memory_bytes)
-    if sys.platform == "linux":
-        limit(resource.RLIMIT_NPROC, _user_tasks(os.getuid()) + limits.processes)
-    applied.append("rlimits")
+        try:
+            resource.setrlimit(res, (value, value))
+            applied.append(name)
+        except (ValueError, OSError):
+            pass
     table = _SIGNALS.get(platform.machine())
     if sys.platform != "linux" or table is None:
         return applied
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(38, 1, 0, 0, 0) == 0:  # PR_SET_NO_NEW_PRIVS: no setuid way back up
         applied.append("no-new-privileges")
-    for name, step in (
-        ("no-capabilities", lambda: _drop_capabilities(libc, table[3])),
-        ("seccomp", lambda: _seccomp(libc, table)),
-    ):
-        if name == "no-capabilities" and os.geteuid() != 0:
-            continue
+    steps = [("seccomp", lambda: _seccomp(libc, table))]
+    if os.geteuid() == 0:
+        steps.insert(0, ("no-capabilities", lambda: _drop_capabilities(libc, table[3])))
+    for name, step in steps:
         try:
             step()
             applied.append(name)
@@ -263,8 +267,7 @@ def serve(entry: Path, inputs: dict[str, list], limits: Limits, framework: Modul
     """
     code = 0
     try:
-        confine(limits)
-        _send({"ready": os.getpid()})
+        _send({"ready": os.getpid(), "confined": confine(limits)})
         namespace, errors = _execute(entry)
         defined = [name for name in inputs if callable(namespace.get(name))]
         _send({"defined": defined, "errors": errors})

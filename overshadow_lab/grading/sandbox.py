@@ -58,6 +58,7 @@ class Report:
     errors: list[str] = field(default_factory=list)
     outcomes: dict[str, list] = field(default_factory=dict)
     stopped: str = ""  # empty when the child finished; else why it did not
+    confined: list[str] = field(default_factory=list)  # the limits the child says it applied
 
 
 @cache
@@ -285,6 +286,8 @@ class _Reading:
         report = self.report
         if "ready" in msg and self.ready_at is None:
             self.ready_at = time.monotonic()
+            confined = msg.get("confined")
+            report.confined = [str(c) for c in confined] if isinstance(confined, list) else []
         elif isinstance(msg.get("defined"), list) and not report.defined:
             report.defined = [n for n in msg["defined"] if isinstance(n, str) and n in self.names]
             errors = msg.get("errors")

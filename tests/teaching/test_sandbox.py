@@ -68,6 +68,7 @@ def test_a_submission_runs_confined(isolation, sandbox, monkeypatch):
             {"probe.py": PROBE.encode()}, "probe.py", inputs, limits, 60, isolation, bwrap
         )
     assert report.errors == [] and report.defined == ["relative_hallucination_rate"]
+    assert {"RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "seccomp"} <= set(report.confined)
     seen = from_plain(report.outcomes["relative_hallucination_rate"][0]["value"])
     assert seen["seccomp"] == "2" and seen["no_new_privs"] == "1"
     assert seen["kill"] == "PermissionError"  # not even signal 0 to its parent
