@@ -32,7 +32,9 @@ def get_exercise(name: str) -> Exercise:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+        raise KeyError(
+            f"no exercise named {name!r}; known: {', '.join(sorted(REGISTRY))}"
+        ) from None
 
 
 def list_exercises():
@@ -54,7 +56,9 @@ def __getattr__(attr: str) -> Any:
             return exercise.check(student_fn, quiet=quiet)
 
         check.__name__ = attr
-        check.__doc__ = f"Check a student's ``{exercise.name}`` against the reference. {exercise.description}"
+        check.__doc__ = (
+            f"Check a student's ``{exercise.name}`` against the reference. {exercise.description}"
+        )
         return check
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from overshadow_lab.exercises import (
     close,
     list_exercises,
 )
+from overshadow_lab.exercises.framework import Opaque, from_plain, to_plain
 from overshadow_lab.metrics import relative_hallucination_rate
 
 
@@ -20,7 +23,11 @@ def _square_exercise():
         name="square_for_test",
         chapter="tests",
         reference=lambda x: x * x,
-        cases=[Case((3,)), Case((-2,), label="negative"), Case(("a",), label="bad", raises=TypeError)],
+        cases=[
+            Case((3,)),
+            Case((-2,), label="negative"),
+            Case(("a",), label="bad", raises=TypeError),
+        ],
         mistakes=[Mistake(lambda x: 2 * x, "you doubled instead of squaring")],
     )
 
@@ -45,7 +52,10 @@ def test_unknown_wrong_answer_shows_input_expected_and_got():
 def test_exceptions_and_missing_raises_are_reported():
     ex = _square_exercise()
     assert "raised ZeroDivisionError" in ex.run(lambda x: 1 / 0).message
-    assert "not implemented yet" in ex.run(lambda x: (_ for _ in ()).throw(NotImplementedError)).message
+    assert (
+        "not implemented yet"
+        in ex.run(lambda x: (_ for _ in ()).throw(NotImplementedError)).message
+    )
 
     def no_type_check(x):
         return x * x if not isinstance(x, str) else 0
@@ -56,8 +66,9 @@ def test_exceptions_and_missing_raises_are_reported():
 
 
 def test_student_cannot_corrupt_the_cases_by_mutating_inputs():
-    ex = Exercise(name="first_for_test", chapter="tests", reference=lambda xs: xs[0],
-                  cases=[Case(([1, 2],))])
+    ex = Exercise(
+        name="first_for_test", chapter="tests", reference=lambda xs: xs[0], cases=[Case(([1, 2],))]
+    )
     assert ex.run(lambda xs: xs.pop(0)).passed
     assert ex.run(lambda xs: xs[0]).passed
 
@@ -74,7 +85,10 @@ def test_close_handles_tensors_arrays_nan_and_containers():
 def test_intro_check_accepts_the_reference_and_diagnoses_mistakes():
     check_relative_hallucination_rate(relative_hallucination_rate, quiet=True)
     ex = REGISTRY["relative_hallucination_rate"]
-    assert "multiply the ratio by 100" in ex.run(lambda hr, rr: np.asarray(hr) / np.asarray(rr)).message
+    assert (
+        "multiply the ratio by 100"
+        in ex.run(lambda hr, rr: np.asarray(hr) / np.asarray(rr)).message
+    )
     assert "upside down" in ex.run(lambda hr, rr: 100 * np.asarray(rr) / np.asarray(hr)).message
 
 
@@ -88,3 +102,40 @@ def test_catalogue_lists_every_registered_exercise():
 def test_metric_rejects_rates_outside_unit_interval():
     with pytest.raises(ValueError, match=r"fractions and must lie in \[0, 1\]"):
         relative_hallucination_rate(2, 1)
+
+
+def test_plain_data_keeps_what_the_comparison_needs():
+    answer = {
+        "r": (np.float64(50.0), float("nan"), [1, 2]),
+        "mask": torch.tensor([True, False]),
+        "x": np.arange(6.0).reshape(2, 3),
+        "empty": np.zeros((0, 3)),
+    }
+    back = from_plain(json.loads(json.dumps(to_plain(answer))))
+    assert close(back, answer) and isinstance(back["r"], tuple)
+    assert back["x"].shape == (2, 3) and back["empty"].shape == (0, 3)
+    assert back["mask"].dtype == bool
+
+
+def test_an_answer_that_is_not_plain_data_matches_nothing():
+    class Anything:
+        def __eq__(self, other):
+            return True
+
+    back = from_plain(to_plain(Anything()))
+    assert isinstance(back, Opaque) and not close(back, 1.0) and not close(1.0, back)
+    forged = [{"ndarray": [1], "dtype": "O", "shape": [1]}, {"passed": True}, {"tuple": 3}]
+    assert all(isinstance(from_plain(f), Opaque) for f in forged)
+    ex = _square_exercise()
+    assert not ex.run(lambda x: Anything()).passed
+
+
+def test_judge_reads_plain_outcomes_and_says_where_an_answer_is_missing():
+    ex = _square_exercise()
+    outcomes = [{"value": 9}, {"value": 4}]
+    result = ex.judge(outcomes, stopped="timed out after 3 s")
+    assert not result.passed
+    assert result.message == "on input bad: ('a') no answer: timed out after 3 s"
+    raised = {"raised": ["builtins.TypeError", "builtins.Exception"], "error": "TypeError: no"}
+    assert ex.judge([{"value": 9}, {"value": 4}, raised]).passed
+    assert "could not be read" in ex.judge(["pass"]).message
