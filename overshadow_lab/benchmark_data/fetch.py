@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from overshadow_lab.paths import DATA_ENV, bundled_data_dir, cache_dir, check_cached
+from overshadow_lab.paths import DATA_ENV, bundled_data_dir, cache_dir, check_cached, data_dir
 
 FULL_SET = "full"  # pass as the path of a loader to get the full public set
 
@@ -38,6 +38,18 @@ NQ_SWAP_REPO = "pminervini/NQ-Swap"
 NQ_SWAP_REVISION = "3801dbf037c6f58b0e79246f2a8073ebe5656dad"  # "Upload dataset", 1 Mar 2024
 NQ_SWAP_HUB_FILE = "data/dev-00000-of-00001.parquet"
 NQ_SWAP_SHA256 = "7114c7d1c8a7343f7754b12487272b3c9cf5a5ba0f5fce298c0b8d9a6130fe4c"
+
+
+def resolve_source(
+    path: str | Path | None, slice_name: str, fetch_full: Callable[[], Path]
+) -> Path:
+    """Where a loader reads: the data folder's slice ``slice_name`` when ``path`` is None, the
+    full public set (``fetch_full()``) when it is ``"full"``, else ``path`` itself."""
+    if path is None:
+        return data_dir() / slice_name
+    if isinstance(path, str) and path == FULL_SET:
+        return fetch_full()
+    return Path(path)
 
 
 class DownloadError(FileNotFoundError):

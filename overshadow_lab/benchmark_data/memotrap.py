@@ -15,8 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from overshadow_lab.benchmark_data.fetch import FULL_SET, fetch_memotrap
-from overshadow_lab.paths import data_dir
+from overshadow_lab.benchmark_data.fetch import fetch_memotrap, resolve_source
 
 MEMOTRAP_FILES: dict[str, str] = {
     "proverb": "1-proverb-ending.csv",
@@ -99,11 +98,7 @@ def load_memotrap(
     """MemoTrap rows from a folder of the four CSVs or one CSV; default: the development slice of
     the data folder; ``"full"``: the full public set, downloaded once at a pinned commit.
     Columns: subtask, prompt, classes, answer_index, answer, memorised, source."""
-    if path is None:
-        path = data_dir() / "memotrap"
-    elif isinstance(path, str) and path == FULL_SET:
-        path = fetch_memotrap()
-    path = Path(path)
+    path = resolve_source(path, "memotrap", fetch_memotrap)
     if path.is_dir():
         files = [path / f for s, f in MEMOTRAP_FILES.items() if (path / f).is_file()]
         if not files:

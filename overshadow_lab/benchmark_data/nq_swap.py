@@ -16,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from overshadow_lab.benchmark_data.fetch import FULL_SET, fetch_nq_swap
-from overshadow_lab.paths import data_dir
+from overshadow_lab.benchmark_data.fetch import fetch_nq_swap, resolve_source
 
 NQ_SWAP_FILE = "nq_swap_dev.jsonl"
 NQ_SWAP_FIELDS = ("question", "org_context", "org_answer", "sub_context", "sub_answer")
@@ -77,11 +76,7 @@ def load_nq_swap(path: str | Path | None = None) -> pd.DataFrame:
     the development slice of the data folder; ``"full"``: the full public dev split, downloaded
     once at a pinned revision. Columns: question, org_context, org_answer, sub_context,
     sub_answer (answers as lists), source."""
-    if path is None:
-        path = data_dir() / "nq_swap"
-    elif isinstance(path, str) and path == FULL_SET:
-        path = fetch_nq_swap()
-    path = Path(path)
+    path = resolve_source(path, "nq_swap", fetch_nq_swap)
     if path.is_dir():
         path = _in_folder(path)
     if not path.is_file():
