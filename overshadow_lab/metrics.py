@@ -120,8 +120,13 @@ def answer_matches(
     return res
 
 
-def exact_match_rate(predictions: list[list[int]], targets: list[list[int]]) -> float:
-    """Fraction of predictions equal to their target token sequence (SPEC §2's matching rule)."""
+def token_exact_match_rate(predictions: list[list[int]], targets: list[list[int]]) -> float:
+    """Fraction of predictions equal to their target token-id sequence (SPEC §2's matching rule).
+
+    This is the *token* exact match of the lab's synthetic sets; the *text* exact match of the
+    benchmarks (case, punctuation and articles ignored) is
+    :func:`overshadow_lab.benchmark_data.text_exact_match`.
+    """
     if len(predictions) != len(targets):
         raise ValueError(
             f"{len(predictions)} predictions but {len(targets)} targets; pass one target per prediction"

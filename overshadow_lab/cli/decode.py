@@ -1,10 +1,11 @@
 """``overshadow-lab decode eval``: exact match of a decoding method on a benchmark, as JSON.
 
-Examples (offline, in a checkout)::
+Examples (offline: the development slices bundled with the package; ``--data full`` fetches the
+full public set)::
 
-    overshadow-lab decode eval --benchmark nq_swap --data ../shared/data/nq_swap/nq_swap_dev.jsonl \\
+    overshadow-lab decode eval --benchmark nq_swap \\
         --model smollm2-135m-instruct --method coda --limit 50 --seed 0 --json
-    overshadow-lab decode eval --benchmark memotrap --data ../shared/data/memotrap \\
+    overshadow-lab decode eval --benchmark memotrap \\
         --model smollm2-135m-instruct --method greedy --subtask proverb --limit 40 --json
     overshadow-lab decode eval --benchmark synthetic --model _build/results/decoding/p10-model \\
         --method coda --json

@@ -9,7 +9,7 @@ import numpy as np
 from overshadow_lab.exercises.framework import Case, Exercise, Mistake, register
 from overshadow_lab.lab.data import insert_span
 from overshadow_lab.lab.train import epoch_steps
-from overshadow_lab.metrics import exact_match_rate
+from overshadow_lab.metrics import token_exact_match_rate
 
 check_insert_span = register(
     Exercise(
@@ -65,7 +65,7 @@ check_exact_match_rate = register(
     Exercise(
         name="exact_match_rate",
         chapter="data_imbalance",
-        reference=exact_match_rate,
+        reference=token_exact_match_rate,
         description="Fraction of greedy answers (token lists) equal to their targets; HR is "
         "this rate against Y_a on the subordinate prompts.",
         cases=[

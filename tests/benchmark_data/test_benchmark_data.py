@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from overshadow_lab import benchmark_data as bm
-from overshadow_lab.paths import data_dir
 from tests.tiny import MEMO_CSV, NQ_ROW, tiny_lm
 
 
@@ -59,8 +58,6 @@ def _empty_dir(tmp_path):
     return d
 
 
-
-
 def test_nq_swap_loads_and_validates(tmp_path):
     good = json.dumps(NQ_ROW) + "\n"
     df = bm.load_nq_swap(_write(tmp_path, "a.jsonl", good + good))
@@ -74,44 +71,19 @@ def test_nq_swap_loads_and_validates(tmp_path):
         bm.load_nq_swap(_write(tmp_path, "d.jsonl", json.dumps(dict(NQ_ROW, question="")) + "\n"))
 
 
-@pytest.mark.skipif(data_dir() is None, reason="no local data folder")
-def test_local_slices_load():
+def test_local_slices_load(monkeypatch):
+    monkeypatch.delenv("OVERSHADOW_DATA", raising=False)  # the slices bundled with the package
     mt = bm.load_memotrap()
     assert set(mt["subtask"]) == set(bm.MEMOTRAP_FILES) and len(mt) > 1000
+    assert mt["subtask"].value_counts().to_dict() == {
+        "proverb": 430,
+        "translate": 421,
+        "science": 368,
+        "hate": 50,
+    }
     nq = bm.load_nq_swap()
     assert len(nq) == 1427 and {"sub_answer", "org_answer"} <= set(nq.columns)
-
-
-def test_fetchers_use_the_download_function(tmp_path):
-    calls = []
-
-    def fake(url):
-        calls.append(url)
-        if "/main/" in url:
-            raise OSError("404")
-        return MEMO_CSV.encode()
-
-    folder = (
-        bm.fetch_memotrap(tmp_path / "mt", download=fake)
-        if (tmp_path / "mt").mkdir() is None
-        else None
-    )
-    assert sorted(p.name for p in folder.glob("*.csv")) == sorted(bm.MEMOTRAP_FILES.values())
-    assert any("/master/" in u for u in calls)  # falls back from main to master
-    pages = [
-        {"rows": [{"row": NQ_ROW}] * 100, "num_rows_total": 150},
-        {"rows": [{"row": NQ_ROW}] * 50, "num_rows_total": 150},
-    ]
-    (tmp_path / "nq").mkdir()
-    path = bm.fetch_nq_swap(tmp_path / "nq", download=lambda url: json.dumps(pages.pop(0)).encode())
-    assert len(bm.load_nq_swap(path)) == 150
-
-    def offline(url):
-        raise OSError("no network")
-
-    (tmp_path / "nq2").mkdir()
-    with pytest.raises(FileNotFoundError, match="pass --data"):
-        bm.fetch_nq_swap(tmp_path / "nq2", download=offline)
+    assert nq.loc[0, "source"].endswith("nq_swap_dev.jsonl.gz:1")  # read through gzip
 
 
 # ---- sampling and scoring ------------------------------------------------------------------
@@ -127,16 +99,16 @@ def test_sample_rows_is_seeded_and_spread():
         bm.sample_rows(df, 0)
 
 
-def test_normalisation_and_exact_match():
+def test_normalisation_and_text_exact_match():
     assert bm.normalize_answer("The  Beatles!") == "beatles"
     assert bm.cut_answer(" Paris, France") == " Paris"
     assert bm.cut_answer(" 1,000 people.") == " 1,000 people"
-    assert bm.exact_match(" the Eagles.\nMore", ["Eagles"])
-    assert not bm.exact_match(" Eagles band", ["Eagles"])
-    assert not bm.exact_match("", [""])
+    assert bm.text_exact_match(" the Eagles.\nMore", ["Eagles"])
+    assert not bm.text_exact_match(" Eagles band", ["Eagles"])
+    assert not bm.text_exact_match("", [""])
     # MemoTrap's science answers are the letters A/B: articles must not be dropped there
-    assert bm.exact_match(" A. The Earth", [" A"], articles=False)
-    assert not bm.exact_match(" B", [" A"], articles=False)
+    assert bm.text_exact_match(" A. The Earth", [" A"], articles=False)
+    assert not bm.text_exact_match(" B", [" A"], articles=False)
 
 
 def test_prompts():
