@@ -94,24 +94,25 @@ from overshadow_lab.records import row_provenance
 
 FACTORS = ("P", "L", "S")
 
-#: How each tier's sweeps differ from the library's defaults (see :func:`library_defaults`).
-#: These are the values every sweep of the lab has used; each is part of a run's configuration
-#: hash, so changing one re-runs every sweep and changes the chapters' results.
+#: How each tier's sweeps differ from the library's defaults (see :func:`library_defaults`),
+#: each with the default it replaces. These are the values every sweep of the lab has used; each
+#: is part of a run's configuration hash, so changing one re-runs every sweep and changes the
+#: chapters' results. Settings not listed here follow the library's defaults.
 TIER_OVERRIDES: dict[str, dict[str, Any]] = {
     "cpu": {
-        "n_sets": 50,  # half of SyntheticConfig's 100 sets: a corpus that 2 CPU cores train fast
-        "epochs": 10,  # the cap of rule="epochs" runs (rule="converge" stops on recall first)
-        "max_steps": 1500,  # the step cap of a run: small models recall well before it
-        "eval_every": 25,  # check recall twice as often: small models converge in few steps
-        "patience": 8,  # a plateau must last 8 checks (200 steps here) before a run stops
-        "batch_size": 64,  # many small runs: fewer, larger steps per epoch than a single run's 16
+        "n_sets": 50,  # sets per corpus (SyntheticConfig: 100): sweeps that fit 2 CPU cores
+        "epochs": 10,  # the budget of rule="epochs" runs (TrainConfig: 40)
+        "max_steps": 1500,  # the step cap of a run (TrainConfig: 2000)
+        "eval_every": 25,  # steps between recall checks (TrainConfig: 50)
+        "patience": 8,  # checks without progress before a plateau stops a run (TrainConfig: 5)
+        "batch_size": 64,  # sequences per step (TrainConfig: 16)
     },
     "gpu": {
-        "size": "pythia-70m",  # the paper's model family, at a size one GPU sweeps quickly
-        "max_steps": 4000,  # larger corpora and models need a higher cap than 2000 steps
-        "patience": 8,  # as on the cpu tier: a plateau must last 8 checks
-        "lr": 1e-3,  # below TrainConfig's 3e-3, which suits the small cpu-tier models
-        "batch_size": 64,  # as on the cpu tier
+        "size": "pythia-70m",  # a Pythia-70M-shaped model (make_model: "tiny")
+        "max_steps": 4000,  # the step cap of a run (TrainConfig: 2000)
+        "patience": 8,  # as on the cpu tier (TrainConfig: 5)
+        "lr": 1e-3,  # the learning rate for the larger model (TrainConfig: 3e-3)
+        "batch_size": 64,  # as on the cpu tier (TrainConfig: 16)
     },
 }
 _GRIDS: dict[str, dict[str, list]] = {
