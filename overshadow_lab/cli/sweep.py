@@ -1,8 +1,27 @@
-"""``overshadow-lab sweep``: run a resumable sweep over P, L or model size S."""
+"""``overshadow-lab sweep``: run a resumable sweep over P, L or model size S; merge its shards.
+
+``overshadow-lab sweep --factor P ... --out results.csv --shard i/N`` writes shard i's own table,
+``results.shard-i-of-N.csv``; ``overshadow-lab sweep merge --out results.csv`` checks the N shard
+tables and adds every run once to ``results.csv`` (see :mod:`overshadow_lab.lab.sweep` for a
+job-array recipe).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import time
+import warnings
+
+from overshadow_lab.lab.results import (
+    BadRowsWarning,
+    merge_results,
+    read_results,
+    shard_files,
+    shard_path,
+)
+from overshadow_lab.lab.sweep import parse_shard, run_sweep, summarize
 
 
 def _values(text: str | None, factor: str):
@@ -32,17 +51,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Train one model per (value, seed) on synthetic knowledge sets and append "
         "one row per finished run (RR, HR, R, sub_acc, steps, seconds, provenance) to a CSV. "
         "Re-running the same command resumes: finished runs (keyed by a hash of their "
-        "configuration) are skipped.",
+        "configuration) are skipped, and bad rows (torn, edited) are moved to "
+        "<name>.rejected.csv and redone. With --shard i/N the runs of shard i go to "
+        "<name>.shard-i-of-N.csv; `overshadow-lab sweep merge --out <name>.csv` merges them.",
     )
-    p.add_argument("--factor", required=True, choices=["P", "L", "S"], help="the factor to vary")
+    p.add_argument(
+        "--factor", choices=["P", "L", "S"], help="the factor to vary (required to run a sweep)"
+    )
     p.add_argument(
         "--values", help="comma-separated values (S: size names); default: the tier's grid"
     )
     p.add_argument("--seeds", type=int, default=3, help="repeats per value (default 3)")
     p.add_argument("--tier", choices=["cpu", "gpu"], help="compute tier (default: auto)")
-    p.add_argument("--out", required=True, help="results CSV (appended to, resumed from)")
-    p.add_argument("--shard", help="run only shard i of N (e.g. 0/4) of the runs")
-    p.add_argument("--workers", type=int, help="parallel CPU processes (default: one per core)")
+    p.add_argument("--out", help="results CSV (appended to, resumed from; required)")
+    p.add_argument("--shard", help="run only shard i of N (e.g. 0/4), into <out>.shard-i-of-N.csv")
+    p.add_argument(
+        "--workers", type=int, help="parallel CPU processes (default: one per usable CPU)"
+    )
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("fixed settings (default: the tier's, see tier_defaults)")
@@ -61,6 +86,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr", type=float)
     g.add_argument("--batch-size", type=int, dest="batch_size")
     p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="action", metavar="merge", title="other actions")
+    m = actions.add_parser(
+        "merge",
+        help="merge the shard tables of a sweep into one table",
+        description="Check the shard tables of a sweep and add every valid run once to --out "
+        "(created if needed; runs already there are kept). With no FILE, the shard files "
+        "<out>.shard-i-of-N.csv beside --out are taken, and all N must be there. Bad rows "
+        "are left out with a warning; the shard files are not changed. Run it again when "
+        "more shards have finished: it adds only what is new.",
+    )
+    m.add_argument("--out", required=True, help="the merged results CSV")
+    m.add_argument("files", nargs="*", metavar="FILE", help="tables to merge (default: shards)")
+    m.set_defaults(func=run_merge)
 
 
 FIXED = (
@@ -81,30 +119,46 @@ FIXED = (
 )
 
 
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Print bad-row warnings as one line each, like the command's errors."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"overshadow-lab sweep: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", BadRowsWarning)
+        warnings.showwarning = show
+        yield
+
+
 def run(args: argparse.Namespace) -> int:
-    import time
-
-    from overshadow_lab.lab.sweep import run_sweep, summarize
-
+    if args.factor is None:
+        raise ValueError("--factor is required: P, L or S (or `overshadow-lab sweep merge`)")
+    if args.out is None:
+        raise ValueError("--out is required: the results CSV to write and resume from")
     fixed = {k: getattr(args, k) for k in FIXED if getattr(args, k, None) is not None}
     for k in ("P", "L"):
         if k in fixed and float(fixed[k]).is_integer():
             fixed[k] = int(fixed[k])
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    shard = parse_shard(args.shard)
+    out = shard_path(args.out, shard) if shard is not None else args.out
     t0 = time.perf_counter()
-    table = run_sweep(
-        args.factor,
-        _values(args.values, args.factor),
-        seeds=args.seeds,
-        tier=args.tier,
-        out=args.out,
-        progress=not args.no_progress,
-        shard=args.shard,
-        workers=args.workers,
-        device=args.device,
-        **fixed,
-    )
+    with _one_line_warnings():
+        table = run_sweep(
+            args.factor,
+            _values(args.values, args.factor),
+            seeds=args.seeds,
+            tier=args.tier,
+            out=out,
+            progress=not args.no_progress,
+            shard=shard,
+            workers=args.workers,
+            device=args.device,
+            **fixed,
+        )
     by = "S" if args.factor == "S" else args.factor
     summary = summarize(table, by=by)
     cols = [by, "R", "lo", "hi", "count"]
@@ -112,5 +166,19 @@ def run(args: argparse.Namespace) -> int:
     print(
         summary[cols].merge(extra, on=by).to_string(index=False, float_format=lambda x: f"{x:.3g}")
     )
-    print(f"{len(table)} runs in {args.out} ({time.perf_counter() - t0:.0f} s)")
+    print(f"{len(table)} runs in {out} ({time.perf_counter() - t0:.0f} s)")
+    if shard is not None:
+        print(f"when all {shard[1]} shards are done: overshadow-lab sweep merge --out {args.out}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    files = args.files or shard_files(args.out)
+    with _one_line_warnings():
+        report = merge_results(files, args.out)
+        total = len(read_results(args.out))
+    print(
+        f"merged {len(files)} file(s) into {args.out}: {report.added} runs added, "
+        f"{report.repeated} already there, {report.bad} bad rows left out; {total} runs in all"
+    )
     return 0

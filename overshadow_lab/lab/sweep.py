@@ -3,83 +3,116 @@
 ``run_sweep("P", [2, 10, 100], seeds=2, out="results.csv")`` trains one model per (value, seed)
 and appends one row per finished run to ``out``. Each run is keyed by ``config_hash``, a hash of
 everything that determines its result (data, model and training settings, seed), so a restarted
-sweep (even after ``kill -9``) skips the runs already in the file and redoes none. ``shard=(i, N)``
-keeps every N-th run, so N machines or job-array tasks can share one sweep.
+sweep (even after ``kill -9``) skips the runs already in the file and redoes none.
 
-Appends are atomic: under an exclusive lock, the file is rewritten to a temporary file beside it
-and moved into place with ``os.replace``, so a reader (or a crash) only ever sees whole rows.
-On a CPU, runs of small models go to a pool of single-threaded worker processes, one per core.
+**Settings.** A sweep's fixed settings (:func:`tier_defaults`) are the library's own defaults
+(:class:`~overshadow_lab.lab.data.SyntheticConfig`, :class:`~overshadow_lab.lab.train.TrainConfig`
+and :func:`~overshadow_lab.lab.models.make_model`) with the per-tier overrides of
+:data:`TIER_OVERRIDES`, each documented there, so they cannot drift apart; ``fixed`` arguments
+override both.
+
+**The results table** (:mod:`overshadow_lab.lab.results`): every row is written whole in one
+append and flushed; on resuming, every row is checked (complete, parseable, its ``config_hash``
+the hash of its own settings), bad rows are moved to ``<name>.rejected.csv`` with a warning naming
+them and their runs are redone once. The output path is checked before any training, and a
+table is written by one sweep at a time (a second one is refused at once).
+
+**Processes.** On a CPU, runs of small models go to a pool of single-threaded worker processes,
+one per CPU this process may use (:func:`~overshadow_lab.lab.workers.available_cpus`: affinity
+and cgroup quota, so a batch job uses what it was granted). The workers die with the sweep, even
+under ``kill -9`` (:mod:`overshadow_lab.lab.workers`).
+
+**On a cluster.** ``shard=(i, N)`` keeps every N-th run, so N jobs share one sweep; each shard
+writes a table of its own (the command line names it ``results.shard-i-of-N.csv`` from
+``--out results.csv``; in Python use :func:`shard_path`), so no two jobs ever write one file, on
+a network file system or anywhere. ``overshadow-lab sweep merge --out results.csv`` (or
+:func:`merge_results`) then checks the shard tables, finds that none is missing and adds every
+run once to ``results.csv``; it may run again when more shards have finished. A shard that was
+killed or pre-empted resumes from its own table when its command runs again. With Slurm, an
+array job (``sbatch sweep.sh``), and the merge once the array has finished::
+
+    #!/bin/bash
+    #SBATCH --array=0-7
+    #SBATCH --cpus-per-task=4
+    #SBATCH --time=02:00:00
+    overshadow-lab sweep --factor P --seeds 5 --tier cpu --out results/sweep_P.csv \\
+        --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT" --no-progress
+
+    # after: sbatch --dependency=afterok:<array job id> \\
+    #            --wrap "overshadow-lab sweep merge --out results/sweep_P.csv"
+
+Each task trains with as many workers as the CPUs Slurm granted it (``--cpus-per-task``). The
+same on one machine with plain bash, one shard per CPU (``taskset`` pins each to its CPU, so each
+uses one worker)::
+
+    N=4
+    for i in $(seq 0 $((N - 1))); do
+        taskset -c "$i" overshadow-lab sweep --factor P --tier cpu --out results.csv \\
+            --shard "$i/$N" --no-progress &
+    done
+    wait
+    overshadow-lab sweep merge --out results.csv
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
+import inspect
 import os
-import platform
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from scipy import stats
+from tqdm import tqdm
 
 from overshadow_lab.device import get_device, get_tier
-from overshadow_lab.paths import git_commit
+from overshadow_lab.lab.data import SyntheticConfig, make_knowledge_sets, validate_config
+from overshadow_lab.lab.models import SIZES, count_parameters, make_model, size_parameters
+from overshadow_lab.lab.results import (
+    DATA_KEYS,
+    MODEL_KEYS,
+    RESULT_COLUMNS,
+    TRAIN_KEYS,
+    ResultsWriter,
+    append_row,
+    config_hash,
+    merge_results,
+    read_results,
+    shard_path,
+)
+from overshadow_lab.lab.train import TrainConfig, progress_enabled, train_model
+from overshadow_lab.lab.workers import available_cpus, shutdown_workers, worker_pool
+from overshadow_lab.metrics import evaluate
+from overshadow_lab.records import row_provenance
 
 FACTORS = ("P", "L", "S")
 
-_TIER_DEFAULTS: dict[str, dict[str, Any]] = {
+#: How each tier's sweeps differ from the library's defaults (see :func:`library_defaults`),
+#: each with the default it replaces. These are the values every sweep of the lab has used; each
+#: is part of a run's configuration hash, so changing one re-runs every sweep and changes the
+#: chapters' results. Settings not listed here follow the library's defaults.
+TIER_OVERRIDES: dict[str, dict[str, Any]] = {
     "cpu": {
-        "P": 5,
-        "L": 5,
-        "n": 1,
-        "n_sets": 50,
-        "span_len": 1,
-        "answer_len": 1,
-        "position": "end",
-        "vocab": 2000,
-        "size": "tiny",
-        "init": "scratch",
-        "rule": "converge",
-        "epochs": 10,
-        "max_steps": 1500,
-        "min_steps": 0,
-        "rr_threshold": 0.95,
-        "eval_every": 25,
-        "patience": 8,
-        "lr": 3e-3,
-        "weight_decay": 1e-2,
-        "batch_size": 64,
-        "warmup": 0.05,
+        "n_sets": 50,  # sets per corpus (SyntheticConfig: 100): sweeps that fit 2 CPU cores
+        "epochs": 10,  # the budget of rule="epochs" runs (TrainConfig: 40)
+        "max_steps": 1500,  # the step cap of a run (TrainConfig: 2000)
+        "eval_every": 25,  # steps between recall checks (TrainConfig: 50)
+        "patience": 8,  # checks without progress before a plateau stops a run (TrainConfig: 5)
+        "batch_size": 64,  # sequences per step (TrainConfig: 16)
     },
     "gpu": {
-        "P": 5,
-        "L": 5,
-        "n": 1,
-        "n_sets": 100,
-        "span_len": 1,
-        "answer_len": 1,
-        "position": "end",
-        "vocab": 2000,
-        "size": "pythia-70m",
-        "init": "scratch",
-        "rule": "converge",
-        "epochs": 40,
-        "max_steps": 4000,
-        "min_steps": 0,
-        "rr_threshold": 0.95,
-        "eval_every": 50,
-        "patience": 8,
-        "lr": 1e-3,
-        "weight_decay": 1e-2,
-        "batch_size": 64,
-        "warmup": 0.05,
+        "size": "pythia-70m",  # a Pythia-70M-shaped model (make_model: "tiny")
+        "max_steps": 4000,  # the step cap of a run (TrainConfig: 2000)
+        "patience": 8,  # as on the cpu tier (TrainConfig: 5)
+        "lr": 1e-3,  # the learning rate for the larger model (TrainConfig: 3e-3)
+        "batch_size": 64,  # as on the cpu tier (TrainConfig: 16)
     },
 }
 _GRIDS: dict[str, dict[str, list]] = {
@@ -97,54 +130,24 @@ _GRIDS: dict[str, dict[str, list]] = {
         "S": ["pythia-14m", "pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b"],
     },
 }
-DATA_KEYS = ("P", "L", "n", "n_sets", "span_len", "answer_len", "position", "vocab")
-TRAIN_KEYS = (
-    "rule",
-    "epochs",
-    "max_steps",
-    "min_steps",
-    "rr_threshold",
-    "eval_every",
-    "patience",
-    "lr",
-    "weight_decay",
-    "batch_size",
-    "warmup",
-)
-MODEL_KEYS = ("size", "init")
-RESULT_COLUMNS = (
-    "factor",
-    "value",
-    "P",
-    "L",
-    "S",
-    "size",
-    "seed",
-    "RR",
-    "HR",
-    "R",
-    "sub_acc",
-    "R_lo",
-    "R_hi",
-    "HR_lo",
-    "HR_hi",
-    "RR_lo",
-    "RR_hi",
-    "sub_acc_lo",
-    "sub_acc_hi",
-    "steps",
-    "epochs_run",
-    "seconds",
-    "tokens",
-    "converged",
-    "stop_reason",
-    "config_hash",
-)
+
+
+def library_defaults() -> dict:
+    """The defaults a sweep starts from: data (SyntheticConfig), model (make_model), training
+    (TrainConfig), in that order, for the keys of a run's configuration (seed excepted)."""
+    data, train = SyntheticConfig(), TrainConfig()
+    model = inspect.signature(make_model).parameters
+    return {
+        **{k: getattr(data, k) for k in DATA_KEYS},
+        **{k: model[k].default for k in MODEL_KEYS},
+        **{k: getattr(train, k) for k in TRAIN_KEYS},
+    }
 
 
 def tier_defaults(tier: str | None = None) -> dict:
-    """The fixed settings of a tier: data (P, L, n_sets ...), model size and training options."""
-    return dict(_TIER_DEFAULTS[get_tier(tier)])
+    """The fixed settings of a tier: :func:`library_defaults` with the tier's
+    :data:`TIER_OVERRIDES` (data: P, L, n_sets ...; model size; training options)."""
+    return library_defaults() | TIER_OVERRIDES[get_tier(tier)]
 
 
 def default_grid(factor: str, tier: str | None = None) -> list:
@@ -156,12 +159,6 @@ def default_grid(factor: str, tier: str | None = None) -> list:
 def _check_factor(factor: str) -> None:
     if factor not in FACTORS:
         raise ValueError(f"factor must be one of {', '.join(FACTORS)}, got {factor!r}")
-
-
-def config_hash(config: dict) -> str:
-    """A short stable hash of a run's configuration (keys sorted, values JSON-encoded)."""
-    blob = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 def plan_runs(
@@ -179,7 +176,7 @@ def plan_runs(
         raise ValueError(
             f"unknown sweep setting(s) {', '.join(unknown)}; fixed settings are {', '.join(base)}"
         )
-    base.update(fixed)
+    base.update({k: v.item() if isinstance(v, np.generic) else v for k, v in fixed.items()})
     if values is None:
         values = default_grid(factor, tier)
     values = list(values)
@@ -210,9 +207,6 @@ def plan_runs(
 
 
 def _validate_run(cfg: dict) -> None:
-    from overshadow_lab.lab.data import SyntheticConfig, validate_config
-    from overshadow_lab.lab.models import SIZES
-
     validate_config(SyntheticConfig(**{k: cfg[k] for k in DATA_KEYS}, seed=cfg["seed"]))
     if cfg["size"] not in SIZES and not os.path.isdir(cfg["size"]) and "/" not in cfg["size"]:
         raise ValueError(
@@ -220,30 +214,8 @@ def _validate_run(cfg: dict) -> None:
         )
 
 
-def provenance(device: str | None = None) -> dict:
-    """Versions, device and commit, stored with every row."""
-    import torch
-    import transformers
-
-    import overshadow_lab
-
-    return {
-        "package": overshadow_lab.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "device": str(get_device(device)),
-        "commit": git_commit(short=True),
-    }
-
-
 def run_one(run: dict, device: str | None = None, threads: int | None = None) -> dict:
     """Train and evaluate one run of a sweep; returns its result row (without provenance)."""
-    from overshadow_lab.lab.data import make_knowledge_sets
-    from overshadow_lab.lab.models import count_parameters, make_model
-    from overshadow_lab.lab.train import TrainConfig, train_model
-    from overshadow_lab.metrics import evaluate
-
     sets = make_knowledge_sets(**{k: run[k] for k in DATA_KEYS}, seed=run["seed"])
     model = make_model(run["size"], sets.vocab_size, init=run["init"], seed=run["seed"])
     tc = TrainConfig(
@@ -273,79 +245,8 @@ def run_one(run: dict, device: str | None = None, threads: int | None = None) ->
 
 
 def _worker(run: dict, device: str | None) -> dict:
-    import torch
-
     torch.set_num_threads(1)
     return run_one(run, device=device, threads=1)
-
-
-_POOL: dict[str, Any] = {}
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of spawned worker processes, kept for the next sweep of this Python session.
-
-    Starting a worker imports torch and transformers (seconds); a chapter that runs several
-    sweeps pays that once.
-    """
-    pool = _POOL.get("pool")
-    if pool is not None and (_POOL.get("workers") != workers or getattr(pool, "_broken", False)):
-        pool.shutdown(wait=False, cancel_futures=True)
-        pool = None
-    if pool is None:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-        _POOL.update(pool=pool, workers=workers)
-    return pool
-
-
-def shutdown_workers() -> None:
-    """Stop the kept worker processes (they also stop when Python exits)."""
-    pool = _POOL.pop("pool", None)
-    _POOL.pop("workers", None)
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    import fcntl
-
-    lock = path.with_name(path.name + ".lock")
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def read_results(path: str | Path) -> pd.DataFrame:
-    """The results table of a sweep file (empty frame if it does not exist yet)."""
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=list(RESULT_COLUMNS))
-    return pd.read_csv(path)
-
-
-def append_row(path: str | Path, row: dict) -> None:
-    """Append one row to a CSV atomically (lock, write a temporary copy, ``os.replace``).
-
-    A row whose ``config_hash`` is already in the file is not added twice.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
-        old = read_results(path)
-        if "config_hash" in old and row.get("config_hash") in set(old["config_hash"].astype(str)):
-            return
-        new = pd.DataFrame([row])
-        df = new if old.empty else pd.concat([old, new], ignore_index=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
 
 def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -380,69 +281,65 @@ def run_sweep(
 
     ``values=None`` takes :func:`default_grid`; ``fixed`` overrides :func:`tier_defaults`
     (``P=``, ``L=``, ``size=``, ``n_sets=``, ``rule=``, ``lr=`` ...). With ``out``, every finished
-    run is appended to that CSV at once, and runs already there are skipped. ``workers`` is the
-    number of parallel CPU processes (default: one per core for small CPU models, 1 otherwise).
-    The returned table holds this sweep's runs (of this shard) with provenance columns.
+    run is appended to that CSV at once, and runs already there are skipped (bad rows are moved
+    aside first and their runs redone, see :mod:`overshadow_lab.lab.results`); ``out`` is checked
+    before any training. ``shard=(i, N)`` (or ``"i/N"``) runs every N-th run only; give each
+    shard its own ``out`` (:func:`shard_path`) and merge them with :func:`merge_results`.
+    ``workers`` is the number of parallel CPU processes (default: one per CPU this process may
+    use, for small models on a CPU; 1 otherwise). The returned table holds this sweep's runs (of
+    this shard) with provenance columns.
     """
-    from overshadow_lab.lab.train import progress_enabled
-
     runs = plan_runs(factor, values, seeds, tier, **fixed)
     sh = parse_shard(shard)
     if sh is not None:
         runs = [r for k, r in enumerate(runs) if k % sh[1] == sh[0]]
-    prov = provenance(device)
-    prov["tier"] = get_tier(tier)
-    rows: dict[str, dict] = {}
-    if out is not None:
-        done = read_results(out)
-        for rec in done.to_dict("records"):
-            rows[str(rec["config_hash"])] = rec
-    pending = [r for r in runs if r["config_hash"] not in rows]
+    writer = ResultsWriter(out) if out is not None else None  # checks out, creates nothing
+    prov = {**row_provenance(device), "tier": get_tier(tier)}
     dev = get_device(device)
-    if workers is None:
-        from overshadow_lab.lab.models import SIZES, size_parameters
+    rows: dict[str, dict] = {}
+    with writer if writer is not None else contextlib.nullcontext():
+        done = writer.hashes if writer is not None else set()
+        pending = [r for r in runs if r["config_hash"] not in done]
+        if workers is None:
+            small = all(r["size"] in SIZES and size_parameters(r["size"]) < 3e6 for r in pending)
+            workers = min(available_cpus(), len(pending)) if dev.type == "cpu" and small else 1
+        workers = max(1, int(workers))
 
-        small = all(r["size"] in SIZES and size_parameters(r["size"], 2000) < 3e6 for r in pending)
-        workers = min(os.cpu_count() or 1, len(pending)) if (dev.type == "cpu" and small) else 1
-    workers = max(1, int(workers))
+        def finish(row: dict) -> None:
+            row = {**row, **prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            rows[row["config_hash"]] = row
+            if writer is not None:
+                writer.append(row)
 
-    def finish(row: dict) -> None:
-        row = {**row, **prov, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        rows[row["config_hash"]] = row
-        if out is not None:
-            append_row(out, row)
-
-    bar = None
-    if progress_enabled(progress) and pending:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(pending), desc=f"sweep {factor}", unit="run")
-    try:
-        if workers == 1 or len(pending) <= 1:
-            for r in pending:
-                finish(run_one(r, device=device))
-                if bar is not None:
-                    bar.update(1)
-        else:
-            pool = _pool(workers)
-            futs = [pool.submit(_worker, r, device) for r in pending]
-            for f in as_completed(futs):
-                try:
-                    row = f.result()
-                except BrokenProcessPool as err:
-                    shutdown_workers()
-                    raise RuntimeError(
-                        "a sweep worker process died. Sweeps start worker processes with "
-                        "'spawn': in a script, put the code that calls run_sweep under "
-                        "`if __name__ == '__main__':`, or pass workers=1 (finished runs are "
-                        "kept; re-run to resume)"
-                    ) from err
-                finish(row)
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+        bar = None
+        if progress_enabled(progress) and pending:
+            bar = tqdm(total=len(pending), desc=f"sweep {factor}", unit="run")
+        try:
+            if workers == 1 or len(pending) <= 1:
+                for r in pending:
+                    finish(run_one(r, device=device))
+                    if bar is not None:
+                        bar.update(1)
+            else:
+                pool = worker_pool(workers)
+                futs = [pool.submit(_worker, r, device) for r in pending]
+                for f in as_completed(futs):
+                    try:
+                        row = f.result()
+                    except BrokenProcessPool as err:
+                        shutdown_workers()
+                        raise RuntimeError(
+                            "a sweep worker process died. Sweeps start worker processes with "
+                            "'spawn': in a script, put the code that calls run_sweep under "
+                            "`if __name__ == '__main__':`, or pass workers=1 (finished runs are "
+                            "kept; re-run to resume)"
+                        ) from err
+                    finish(row)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
     order = [r["config_hash"] for r in runs]
     if out is not None:  # read back, so that fresh and resumed rows have the same types
         rows = {str(rec["config_hash"]): rec for rec in read_results(out).to_dict("records")}
@@ -455,8 +352,6 @@ def run_sweep(
 
 def summarize(table: pd.DataFrame, by: str | None = None, metric: str = "R") -> pd.DataFrame:
     """Mean, standard error and a 95% t-interval of ``metric`` over seeds, per factor value."""
-    from scipy import stats
-
     if table.empty:
         raise ValueError("the results table is empty: run the sweep first")
     by = by or ("S" if table["factor"].iloc[0] == "S" else table["factor"].iloc[0])
@@ -473,16 +368,24 @@ def summarize(table: pd.DataFrame, by: str | None = None, metric: str = "R") -> 
 
 
 __all__ = [
+    "DATA_KEYS",
     "FACTORS",
+    "MODEL_KEYS",
+    "RESULT_COLUMNS",
+    "TIER_OVERRIDES",
+    "TRAIN_KEYS",
     "append_row",
+    "available_cpus",
     "config_hash",
     "default_grid",
+    "library_defaults",
+    "merge_results",
     "parse_shard",
     "plan_runs",
-    "provenance",
     "read_results",
     "run_one",
     "run_sweep",
+    "shard_path",
     "shutdown_workers",
     "summarize",
     "tier_defaults",

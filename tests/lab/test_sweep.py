@@ -1,13 +1,23 @@
-"""Tests of overshadow_lab.lab.sweep: planning, hashing, sharding, atomic appends and resuming."""
+"""Tests of overshadow_lab.lab.sweep: tiers, planning, hashing, sharding, appends and resuming."""
 
+import inspect
+import os
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from overshadow_lab.lab.models import size_parameters
+from overshadow_lab.lab.data import SyntheticConfig
+from overshadow_lab.lab.models import make_model, size_parameters
 from overshadow_lab.lab.sweep import (
+    DATA_KEYS,
+    MODEL_KEYS,
+    TIER_OVERRIDES,
+    TRAIN_KEYS,
     append_row,
     config_hash,
     default_grid,
+    library_defaults,
     parse_shard,
     plan_runs,
     read_results,
@@ -15,6 +25,7 @@ from overshadow_lab.lab.sweep import (
     summarize,
     tier_defaults,
 )
+from overshadow_lab.lab.train import TrainConfig
 
 FAST = dict(size="nano", n_sets=6, vocab=100, rule="epochs", epochs=2, batch_size=32, eval_every=5)
 
@@ -38,6 +49,51 @@ def test_tiers_and_grids():
     assert sizes == sorted(sizes) and sizes[-1] / sizes[0] >= 100
     gpu = [size_parameters(s) for s in default_grid("S", "gpu")]
     assert gpu[-1] / gpu[0] > 100
+
+
+def _library_default(key):
+    if key in TRAIN_KEYS:
+        return getattr(TrainConfig(), key)
+    if key in DATA_KEYS:
+        return getattr(SyntheticConfig(), key)
+    return inspect.signature(make_model).parameters[key].default
+
+
+def test_tiers_are_the_library_defaults_plus_documented_overrides():
+    assert set(TRAIN_KEYS) <= set(TrainConfig.__dataclass_fields__)
+    assert set(DATA_KEYS) == set(SyntheticConfig.__dataclass_fields__) - {"seed"}
+    assert library_defaults() == {
+        k: _library_default(k) for k in (*DATA_KEYS, *MODEL_KEYS, *TRAIN_KEYS)
+    }
+    for tier in ("cpu", "gpu"):
+        settings = tier_defaults(tier)
+        assert list(settings) == [*DATA_KEYS, *MODEL_KEYS, *TRAIN_KEYS]
+        for key, value in settings.items():
+            default = _library_default(key)
+            if key in TIER_OVERRIDES[tier]:  # an override says something the default does not
+                assert value == TIER_OVERRIDES[tier][key] and value != default, key
+            else:  # everything else is the library's default, type included
+                assert value == default and type(value) is type(default), key
+
+
+def test_the_values_sweeps_use_are_unchanged():
+    """Every chapter's sweep results are keyed on these values (through config_hash)."""
+    common = dict(P=5, L=5, n=1, span_len=1, answer_len=1, position="end", vocab=2000)
+    common |= dict(init="scratch", rule="converge", min_steps=0, rr_threshold=0.95)
+    common |= dict(patience=8, weight_decay=1e-2, batch_size=64, warmup=0.05)
+    assert tier_defaults("cpu") == common | dict(
+        n_sets=50, size="tiny", epochs=10, max_steps=1500, eval_every=25, lr=3e-3
+    )
+    assert tier_defaults("gpu") == common | dict(
+        n_sets=100, size="pythia-70m", epochs=40, max_steps=4000, eval_every=50, lr=1e-3
+    )
+    # the hashes of the runs the chapters made before the defaults were derived
+    assert plan_runs("P", [2], 1, tier="cpu")[0]["config_hash"] == "3c6509c31d0c3b1b"
+    assert plan_runs("L", [2], 1, tier="gpu")[0]["config_hash"] == "308f4d05c711baff"
+    # numpy scalars hash like the Python numbers they are
+    assert plan_runs("P", [2], 1, tier="cpu", n_sets=np.int64(50))[0]["config_hash"] == (
+        "3c6509c31d0c3b1b"
+    )
 
 
 def test_shards_partition_the_runs():
@@ -130,3 +186,31 @@ def test_size_factor_reports_parameter_counts(tmp_path):
 def test_bad_inputs(kwargs, pattern, tmp_path):
     with pytest.raises(ValueError, match=pattern):
         run_sweep(tier="cpu", progress=False, out=tmp_path / "x.csv", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "make, pattern",
+    [
+        (lambda d: d, r"is a folder: give a file in it"),
+        (
+            lambda d: (d / "file").write_text("x") and d / "file" / "r.csv",
+            r"is a file, not a folder",
+        ),
+        (lambda d: (d / "t.csv").write_text("a,b\n1,2\n") and d / "t.csv", r"not a results table"),
+    ],
+)
+def test_a_bad_out_is_refused_before_any_training_leaving_nothing(make, pattern, tmp_path):
+    out = make(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=pattern):
+        run_sweep("P", [2], seeds=1, tier="cpu", out=out, progress=False, workers=1, **FAST)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_folder_is_refused_before_any_training(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    with pytest.raises(ValueError, match=r"cannot write in"):
+        run_sweep("P", [2], seeds=1, tier="cpu", out=folder / "r.csv", progress=False, **FAST)
+    assert not list(folder.iterdir())
