@@ -24,6 +24,7 @@ from overshadow_lab.decoding import (
 )
 from overshadow_lab.decoding.coda import _amplified, _indicators
 from overshadow_lab.decoding.kv_cache import _split
+from overshadow_lab.lab.models import make_model
 from tests.decoding.tiny_models import VOCAB, random_prompts, tiny_llama
 
 PROMPTS = random_prompts()
@@ -334,8 +335,6 @@ def test_processor_alone_computes_the_prompt_cache_itself(llama):
 
 
 def test_lab_model_shares_prefixes():
-    from overshadow_lab.lab.models import make_model
-
     model = make_model("tiny", vocab_size=VOCAB, seed=0).eval()
     on = generate(model, PROMPTS, "coda", 4, coda=CoDAConfig(variant_batch_size=3))
     off = generate(model, PROMPTS, "coda", 4, coda=CoDAConfig(share_prefix=False))
