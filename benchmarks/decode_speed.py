@@ -28,6 +28,11 @@ import time
 
 import torch
 
+from overshadow_lab.benchmark_data import load_memotrap
+from overshadow_lab.decoding import CoDAConfig, generate
+from overshadow_lab.hub import load_pretrained
+from overshadow_lab.lab.models import make_model
+
 
 def _timed(fn, repeats: int):
     fn()  # warm-up, untimed: the first run of a configuration pays for allocations
@@ -56,11 +61,6 @@ def main(argv=None) -> int:
         args.prompts, args.new_tokens, args.repeats = 2, 16, 1
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    from overshadow_lab.benchmark_data import load_memotrap
-    from overshadow_lab.decoding import CoDAConfig, generate
-    from overshadow_lab.hub import load_pretrained
-    from overshadow_lab.lab.models import make_model
 
     model, tok = load_pretrained(args.model)
     df = load_memotrap(subtasks=["proverb", "hate"])

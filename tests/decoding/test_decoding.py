@@ -6,89 +6,28 @@ import math
 
 import pytest
 import torch
-from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from overshadow_lab.decoding import (
     CADLogitsProcessor,
     CoDAConfig,
     CoDALogitsProcessor,
-    _amplified,
-    _indicators,
-    _left_pad,
-    _split,
     alarm_metrics,
     candidate_spans,
     coda_reference,
     coda_step,
     dola_layers,
     generate,
+    left_pad,
     mask_span,
     plausible,
     with_options,
 )
+from overshadow_lab.decoding.coda import _amplified, _indicators
+from overshadow_lab.decoding.kv_cache import _split
+from overshadow_lab.lab.models import make_model
+from tests.decoding.tiny_models import VOCAB, random_prompts, tiny_llama
 
-VOCAB = 48
-
-
-def _llama(seed=0):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.3,
-        pad_token_id=0,
-        bos_token_id=None,
-        eos_token_id=None,
-    )
-    return LlamaForCausalLM(cfg).eval()
-
-
-def _neox(seed=0):
-    torch.manual_seed(seed)
-    cfg = GPTNeoXConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        initializer_range=0.4,
-        rotary_pct=0.25,
-        bos_token_id=None,
-        eos_token_id=None,
-    )
-    return GPTNeoXForCausalLM(cfg).eval()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def llama():
-    return _llama()
-
-
-@pytest.fixture(scope="module")
-def neox():
-    return _neox()
-
-
-def _prompts(n=8, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(3, 10, (n,), generator=g).tolist()
-    return [torch.randint(1, VOCAB, (k,), generator=g).tolist() for k in lengths]
-
-
-PROMPTS = _prompts()
+PROMPTS = random_prompts()
 
 
 # ---- the arithmetic ----------------------------------------------------------------------------
@@ -380,7 +319,7 @@ def test_shared_prefix_batches_prompts_of_different_lengths(llama):
 
 def test_processor_alone_computes_the_prompt_cache_itself(llama):
     """Without generate's cache (plain model.generate) the processor runs the prompts itself."""
-    ids, mask = _left_pad(PROMPTS, 0, "cpu")
+    ids, mask = left_pad(PROMPTS, 0, "cpu")
     proc = CoDALogitsProcessor(llama, PROMPTS)
     out = llama.generate(
         ids,
@@ -396,8 +335,6 @@ def test_processor_alone_computes_the_prompt_cache_itself(llama):
 
 
 def test_lab_model_shares_prefixes():
-    from overshadow_lab.lab.models import make_model
-
     model = make_model("tiny", vocab_size=VOCAB, seed=0).eval()
     on = generate(model, PROMPTS, "coda", 4, coda=CoDAConfig(variant_batch_size=3))
     off = generate(model, PROMPTS, "coda", 4, coda=CoDAConfig(share_prefix=False))
@@ -439,16 +376,6 @@ def test_amplified_scores_on_the_plausible_set_equal_coda_step(empty_s):
         assert torch.equal(_amplified(logp, masked, 0.01, empty_s), expected)
 
 
-def test_split_into_passes():
-    lengths = [1, 1, 2, 2, 3, 20, 20, 21]
-    bounds = _split(lengths, 3, pass_cost=4)
-    assert bounds[0][0] == 0 and bounds[-1][1] == len(lengths)
-    assert all(a < b <= a + 3 for a, b in bounds)
-    assert all(b1 == a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:], strict=False))
-    assert _split(lengths, None, pass_cost=10**6) == [(0, 8)]  # a costly pass: one pass
-    assert _split(lengths, None, pass_cost=0) == [(0, 2), (2, 4), (4, 5), (5, 7), (7, 8)]
-
-
 # ---- baselines -------------------------------------------------------------------------------------
 def test_cad_alpha_zero_is_greedy_and_alpha_changes_it(llama):
     plain = [p[2:] if len(p) > 3 else p for p in PROMPTS]
@@ -469,14 +396,19 @@ def test_cad_matches_its_formula(llama):
 
 
 def test_expert_amateur_and_dola(llama, neox):
-    amateur = _llama(seed=5)
+    amateur = tiny_llama(seed=5)
     cd = generate(llama, PROMPTS, "cd", 4, amateur=amateur)
     assert all(len(o) == 4 and max(o) < VOCAB for o in cd.outputs)
     assert cd.outputs != generate(llama, PROMPTS, "greedy", 4).outputs
-    dola = generate(neox, PROMPTS, "dola", 4, dola_layers=[0, 2])
+    dola = generate(neox, PROMPTS, "dola", 4, dola_premature_layers=[0, 2])
     assert all(len(o) == 4 for o in dola.outputs)
     assert dola_layers(32, "low") == list(range(0, 16, 2)) and dola_layers(32, "high")[0] == 16
     with pytest.raises(ValueError, match="needs amateur"):
         generate(llama, PROMPTS, "cd", 4)
     with pytest.raises(ValueError, match="unknown decoding method"):
         generate(llama, PROMPTS, "beam", 4)
+
+
+def test_generate_names_dolas_renamed_keyword(llama):
+    with pytest.raises(ValueError, match="dola_premature_layers"):
+        generate(llama, PROMPTS, "dola", 4, dola_layers=[0, 2])
