@@ -116,6 +116,8 @@ def memotrap_loglik(model, tokenizer, df: pd.DataFrame, batch_size: int = 16) ->
     import torch
     import torch.nn.functional as F
 
+    from overshadow_lab.decoding.padding import left_pad, positions
+
     device = next(model.parameters()).device
     seqs, owners, lens = [], [], []
     for i, (p, classes) in enumerate(zip(df["prompt"], df["classes"], strict=True)):
@@ -129,15 +131,8 @@ def memotrap_loglik(model, tokenizer, df: pd.DataFrame, batch_size: int = 16) ->
     with torch.no_grad():
         for lo in range(0, len(seqs), batch_size):
             chunk = seqs[lo : lo + batch_size]
-            width = max(len(s) for s in chunk)
-            ids = torch.full(
-                (len(chunk), width), tokenizer.pad_token_id or 0, dtype=torch.long, device=device
-            )
-            mask = torch.zeros_like(ids)
-            for j, s in enumerate(chunk):
-                ids[j, width - len(s) :] = torch.as_tensor(s)
-                mask[j, width - len(s) :] = 1
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            ids, mask = left_pad(chunk, tokenizer.pad_token_id or 0, device)
+            pos = positions(mask)
             logp = F.log_softmax(
                 model(ids, attention_mask=mask, position_ids=pos).logits.float(), -1
             )
