@@ -65,16 +65,10 @@ from overshadow_lab.law.query import (
     select_rows,
 )
 
-# Two groups of names answer here but are imported on first use, in this one place:
-# * the re-analysis of the paper's figures, which moved to overshadow_lab.paper (the Law chapter
-#   calls law.fit_paper_panels); paper.py builds on this package, so a top import would be an
-#   import cycle;
-# * the plotting functions, whose matplotlib import the command line does not need.
+# The plotting functions answer here but are imported on first use, in this one place: the
+# command line does not need their matplotlib import. (The re-analysis of the paper's figures
+# lives in overshadow_lab.paper, which builds on this package.)
 _ON_FIRST_USE = {
-    "FIG3_SOURCE": "overshadow_lab.paper",
-    "fit_paper_panels": "overshadow_lab.paper",
-    "paper_fig3_errors": "overshadow_lab.paper",
-    "transfer_table": "overshadow_lab.paper",
     "log_axis": "overshadow_lab.law.plot",
     "plot_law_fit": "overshadow_lab.law.plot",
 }

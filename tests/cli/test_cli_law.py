@@ -14,10 +14,7 @@ from overshadow_lab.paths import data_dir
 
 @pytest.fixture
 def paper_csv():
-    folder = data_dir()
-    if folder is None or not (folder / "paper_law_figures.csv").is_file():
-        pytest.skip("the paper's digitised figures are not available (no data folder)")
-    return str(folder / "paper_law_figures.csv")
+    return str(data_dir() / "paper_law_figures.csv")
 
 
 @pytest.fixture

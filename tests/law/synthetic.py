@@ -2,10 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
-
-from overshadow_lab.paper import paper_figures
-from overshadow_lab.paths import data_dir
 
 GRID = np.array([2.0, 5.0, 10.0, 25.0, 50.0, 100.0])
 
@@ -31,11 +27,3 @@ def design(seed=0):
     df["R"] = 12 * np.log10(df.P) + 6 * np.log10(df.L) + 20 + rng.normal(0, 1.5, len(df))
     df["RR"] = 1.0
     return df
-
-
-def paper_figures_or_skip():
-    """The paper's digitised Fig. 2 / Fig. 3 points, or skip when the data folder is absent."""
-    folder = data_dir()
-    if folder is None or not (folder / "paper_law_figures.csv").is_file():
-        pytest.skip("the paper's digitised figures are not available (no data folder)")
-    return paper_figures()
