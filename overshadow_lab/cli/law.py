@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from overshadow_lab import law
+from overshadow_lab.lab.results import BadRowsWarning
 
 EPILOG_FIT = """examples:
   overshadow-lab law fit results.csv --x P --y R --where factor=P --json
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("always", law.LawDataWarning)
         warnings.simplefilter("always", law.LawFitWarning)
+        warnings.simplefilter("always", BadRowsWarning)
         warnings.showwarning = _warn_to_stderr
         if command == "fit":
             return _run_fit(args)

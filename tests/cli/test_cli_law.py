@@ -443,3 +443,53 @@ def test_an_empty_file_is_a_one_line_error(tmp_path, capsys):
     assert main(["law", "fit", str(path), "--x", "P"]) == 2
     err = capsys.readouterr().err
     assert err == f"overshadow-lab law: error: {path} is empty: there is no table to fit\n"
+
+
+def _full_sweep_table(path):
+    """A sweep table whose rows carry every setting, so each row's hash can be checked."""
+    from overshadow_lab.lab.results import CONFIG_KEYS, config_hash
+    from overshadow_lab.lab.sweep import tier_defaults
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for P in (2, 5, 10, 25, 50, 100):
+        for seed in (0, 1):
+            cfg = {**tier_defaults("cpu"), "P": P, "seed": seed}
+            cfg = {k: cfg[k] for k in CONFIG_KEYS}
+            r = 10 * np.log10(P) + rng.normal(0, 1.0)
+            rows.append(
+                {
+                    "factor": "P",
+                    "value": P,
+                    **cfg,
+                    "RR": 1.0,
+                    "HR": r / 100,
+                    "R": r,
+                    "steps": 100,
+                    "seconds": 1.0,
+                    "tokens": 1000,
+                    "config_hash": config_hash(cfg),
+                }
+            )
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_fit_on_a_torn_table_equals_the_fit_on_its_whole_rows(tmp_path, capsys):
+    whole = _full_sweep_table(tmp_path / "whole.csv")
+    lines = whole.read_text().splitlines(keepends=True)
+    # the clean table: every row but the last; the torn ones: the last row cut before its hash,
+    # and cut inside its hash (a kill -9 while the row was being appended)
+    (tmp_path / "clean.csv").write_text("".join(lines[:-1]))
+    last = lines[-1]
+    cut = last.rindex(",")
+    for name, tail in (("before", last[: cut - 3]), ("inside", last[: cut + 5])):
+        (tmp_path / f"torn_{name}.csv").write_text("".join(lines[:-1]) + tail)
+    clean, _ = _json(capsys, ["law", "fit", str(tmp_path / "clean.csv"), "--x", "P", "--json"])
+    assert clean["n"] == 11
+    for name in ("before", "inside"):
+        torn, err = _json(
+            capsys, ["law", "fit", str(tmp_path / f"torn_{name}.csv"), "--x", "P", "--json"]
+        )
+        assert torn == clean, name
+        assert "warning" in err and "torn" in err.lower(), err
