@@ -35,12 +35,18 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 RECORDED_DIR = PACKAGE_DIR / "recorded"
 
 #: The provenance fields stored on every row of a sweep table (the full record is longer).
-ROW_PROVENANCE = ("package", "torch", "transformers", "python", "device", "commit")
+ROW_PROVENANCE = ("package", "code_hash", "torch", "transformers", "python", "device", "commit")
 
 
 # ------------------------------------------------------------------------------------------
 # Atomic writes
 # ------------------------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _atomic(path: str | Path, write: Callable[[object], None], mode: str = "w") -> Path:
@@ -52,6 +58,7 @@ def _atomic(path: str | Path, write: Callable[[object], None], mode: str = "w") 
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

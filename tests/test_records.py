@@ -58,3 +58,12 @@ def test_recorded_round_trip(tmp_path):
     records.save_recorded(pd.DataFrame({"R": [0.5]}), {"commit": "abc"}, "demo", tmp_path)
     table, prov = records.load_recorded("demo", tmp_path)
     assert table["R"].tolist() == [0.5] and prov["commit"] == "abc"
+
+
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
+    import os
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    out = records.write_text_atomic("y", tmp_path / "atomic.txt")
+    assert os.stat(out).st_mode & 0o777 == os.stat(plain).st_mode & 0o777

@@ -214,11 +214,14 @@ def _row_problem(row: dict[str, str], header: Sequence[str]) -> str | None:
     return None
 
 
-def scan_table(text: str) -> Scan:
+def scan_table(text: str, code: str | None = None) -> Scan:
     """Sort the lines of a results table's text into valid rows and bad ones (see the module).
 
     Rows of a table without the setting columns (e.g. the fine-tuning tables, keyed by a hash of
-    other fields) are checked for completeness and numbers only.
+    other fields) are checked for completeness and numbers only. With ``code`` (the current
+    :func:`~overshadow_lab.records.code_hash`), a row that other package code made (another
+    ``code_hash``, or none recorded) is bad too: a resumed sweep redoes it rather than showing
+    an old result as current.
     """
     if not text:
         return Scan(header=[])
@@ -246,6 +249,11 @@ def scan_table(text: str) -> Scan:
             continue
         row = dict(zip(header, values, strict=True))
         problem = _row_problem(row, header)
+        if problem is None and code is not None and row.get("code_hash") != code:
+            problem = (
+                f"made by other package code (code_hash {row.get('code_hash') or 'not recorded'}, "
+                f"now {code})"
+            )
         h = row.get("config_hash")
         if problem is None and h in seen:
             problem = f"a second row of run {h} (first on line {seen[h]})"
@@ -299,14 +307,17 @@ class ResultsWriter:
     Use as a context manager; :attr:`hashes` holds the runs already in the table. A table that
     does not exist yet is made with its first row, so a sweep that fails or is killed before
     finishing a run leaves no file. ``wait=False`` refuses a table another writer holds
-    (:class:`TableBusyError`); ``wait=True`` waits for it.
+    (:class:`TableBusyError`); ``wait=True`` waits for it. With ``code`` (the current
+    :func:`~overshadow_lab.records.code_hash`; :func:`~overshadow_lab.lab.sweep.run_sweep` passes
+    it) rows made by other package code are set aside with the bad ones and their runs redone.
     """
 
     _FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT
 
-    def __init__(self, path: str | Path, wait: bool = False):
+    def __init__(self, path: str | Path, wait: bool = False, code: str | None = None):
         self.path = check_output_path(path)
         self.wait = wait
+        self.code = code
         self.header: list[str] = []
         self.hashes: set[str] = set()
         self._fd: int | None = None
@@ -362,7 +373,7 @@ class ResultsWriter:
 
     def _repair(self) -> None:
         with open(self.path, newline="") as fh:
-            scan = scan_table(fh.read())
+            scan = scan_table(fh.read(), self.code)
         if scan.bad:
             side = rejected_path(self.path)
             lines = [] if side.is_file() else [_line(("table_line", "reason", "row"))]

@@ -90,7 +90,7 @@ from overshadow_lab.lab.results import (
 from overshadow_lab.lab.train import TrainConfig, progress_enabled, train_model
 from overshadow_lab.lab.workers import available_cpus, shutdown_workers, worker_pool
 from overshadow_lab.metrics import evaluate
-from overshadow_lab.records import row_provenance
+from overshadow_lab.records import code_hash, row_provenance
 
 FACTORS = ("P", "L", "S")
 
@@ -293,7 +293,9 @@ def run_sweep(
     sh = parse_shard(shard)
     if sh is not None:
         runs = [r for k, r in enumerate(runs) if k % sh[1] == sh[0]]
-    writer = ResultsWriter(out) if out is not None else None  # checks out, creates nothing
+    # Rows that other package code made are set aside and redone (records.code_hash), so a
+    # resumed table never shows an old result as current.
+    writer = ResultsWriter(out, code=code_hash()) if out is not None else None
     prov = {**row_provenance(device), "tier": get_tier(tier)}
     dev = get_device(device)
     rows: dict[str, dict] = {}

@@ -162,3 +162,17 @@ def test_merge_adds_each_valid_run_once(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no such results file"):
         merge_results([tmp_path / "nope.csv"], out)
     assert config_hash({"b": 1, "a": 2}) == config_hash({"a": 2, "b": 1})
+
+
+def test_rows_made_by_other_package_code_are_redone_on_resume(tmp_path):
+    out = tmp_path / "r.csv"
+    append_row(out, {**_row(0), "code_hash": "0123456789ab"})  # older code
+    append_row(out, {**_row(1), "code_hash": "fedcba987654"})  # this code
+    # a reader (the law CLI, a chapter) keeps both rows with their provenance ...
+    assert read_results(out)["code_hash"].tolist() == ["0123456789ab", "fedcba987654"]
+    # ... but a resumed sweep sets the old one aside and redoes its run
+    with pytest.warns(BadRowsWarning, match=r"made by other package code \(code_hash 0123"):
+        with ResultsWriter(out, code="fedcba987654") as w:
+            assert w.hashes == {_row(1)["config_hash"]}
+    assert read_results(out)["code_hash"].tolist() == ["fedcba987654"]
+    assert "other package code" in pd.read_csv(rejected_path(out))["reason"].iloc[0]
