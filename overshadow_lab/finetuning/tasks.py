@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from overshadow_lab import hub
 from overshadow_lab.lab.data import EvalSet, KnowledgeSets
 
 TASKS: tuple[str, ...] = (
@@ -151,11 +152,11 @@ def smollm2_tokenizer():
     Loads only the tokenizer when ``overshadow_lab.hub`` has cached the model (seconds);
     otherwise it goes through ``load_pretrained`` once, which also fills that cache.
     """
-    from overshadow_lab import hub
-
     name = "smollm2-135m-instruct"
     folder = hub.model_cache_folder(name)
     if (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file():
+        # deferred on purpose, the module's one such place: transformers takes seconds to
+        # import, and every other part of this module works on plain tokenizers without it
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(folder)
