@@ -12,7 +12,7 @@ way, and this module decides what a name means, in this order:
    offline) or the hub id of one, through ``load_pretrained``;
 3. **a lab size** of :data:`overshadow_lab.lab.models.SIZES` (``pico``, ``tiny``, ...): a GPT-NeoX
    model of that shape built from scratch over the 256-token
-   :class:`~overshadow_lab.finetuning.tasks.ByteTokenizer`, a CPU-sized stand-in for a pretrained
+   :class:`~overshadow_lab.finetuning.tokenizers.ByteTokenizer`, a CPU-sized stand-in for a pretrained
    model that reads any text. The lab's Pythia shapes share their names with the released
    checkpoints (``pythia-160m``); such a name means the checkpoint (step 2). To train a shape from
    scratch on a synthetic corpus, use :func:`~overshadow_lab.lab.models.make_model`;
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from overshadow_lab.device import get_device
-from overshadow_lab.finetuning.tasks import ByteTokenizer
+from overshadow_lab.finetuning.tokenizers import ByteTokenizer
 from overshadow_lab.hub import KNOWN_MODELS, load_pretrained, short_name
 from overshadow_lab.lab.models import SIZES, load_run, make_model
 
@@ -82,7 +82,7 @@ def load_model(
 
     The model is in eval mode on ``get_device(device)``; ``dtype`` (default: float32) sets its
     floating-point type. A pretrained tokenizer pads on the left and has a pad token; a lab size
-    comes with a :class:`~overshadow_lab.finetuning.tasks.ByteTokenizer`; a saved lab run comes
+    comes with a :class:`~overshadow_lab.finetuning.tokenizers.ByteTokenizer`; a saved lab run comes
     with ``None`` (its tokens are ids of the synthetic vocabulary it was trained on).
     """
     kind = model_kind(name)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from overshadow_lab import loading
-from overshadow_lab.finetuning.tasks import ByteTokenizer
+from overshadow_lab.finetuning.tokenizers import ByteTokenizer
 from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import count_parameters, make_model, save_run
 from overshadow_lab.loading import load_model, model_kind

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from overshadow_lab.device import get_device
-from overshadow_lab.finetuning.tasks import WordTokenizer, make_task
+from overshadow_lab.finetuning.tasks import make_task
+from overshadow_lab.finetuning.tokenizers import WordTokenizer
 from overshadow_lab.lab.models import count_parameters, make_model
 from overshadow_lab.lab.train import train_model
 from overshadow_lab.loading import load_model
