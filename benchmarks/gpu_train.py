@@ -23,6 +23,9 @@ import argparse
 import json
 import sys
 
+from overshadow_lab.device import get_device
+from overshadow_lab.finetuning.speed import benchmark_training
+
 VARIANTS = {
     "unpacked": {"packing": False, "fused": True, "compile": False},
     "baseline": {"packing": True, "fused": False, "compile": False},
@@ -69,9 +72,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from overshadow_lab.device import get_device
-    from overshadow_lab.finetuning.finetune import benchmark_training
-
     dev = get_device(args.device)
     gpu = dev.type == "cuda"
     size = args.size or ("pythia-160m" if gpu else "tiny")

@@ -22,13 +22,18 @@ timed: building the corpus and the model is excluded for everyone.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import platform
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+from transformers import Trainer, TrainingArguments  # noqa: E402
 
 from overshadow_lab.lab.data import make_knowledge_sets  # noqa: E402
 from overshadow_lab.lab.models import count_parameters, make_model  # noqa: E402
@@ -60,8 +65,6 @@ def lab(sets, args, fast: bool = True) -> float:
 
 def naive(sets, args) -> float:
     """The textbook loop: DataLoader, model(labels=...), torch AdamW, default threads."""
-    from torch.utils.data import DataLoader
-
     model = make_model(args.size, sets.vocab_size, seed=0)
     model.train()
     data = torch.tensor(sets.train_sequences)
@@ -90,10 +93,6 @@ def hf_trainer(sets, args) -> float:
 
 
 def _trainer_seconds(sets, args, seed: int = 0) -> float:
-    import tempfile
-
-    from transformers import Trainer, TrainingArguments
-
     model = make_model(args.size, sets.vocab_size, seed=seed)
     ds = [{"input_ids": s, "labels": s} for s in sets.train_sequences]
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,9 +138,6 @@ def _jobs(args) -> list[tuple]:
 def lab_sweep(args) -> tuple[int, float]:
     """Tokens and wall seconds of the sweep's runs trained one process per core (as
     ``run_sweep`` does on a CPU), the workers' start-up included."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=mp.get_context("spawn")) as ex:
         tokens = sum(ex.map(_lab_one_thread, _jobs(args)))

@@ -5,7 +5,7 @@ Several GPUs:       accelerate launch --num_processes 4 scripts/gpu_tier.py --ou
 Record for the book: add --record (writes overshadow_lab/recorded/gpu_tier.csv + .json; commit them)
 CPU smoke test:     python scripts/gpu_tier.py --scale tiny --out /tmp/gpu_tier_smoke
 
-What runs (``overshadow_lab.finetuning.finetune.gpu_tier_plan``):
+What runs (``overshadow_lab.finetuning.gpu_tier.gpu_tier_plan``):
 
 1. the model-size sweep of the lab, ``run_sweep("S", tier="gpu")``: GPT-NeoX shapes of the
    Pythia suite (14M ... 1B) trained from scratch on the same synthetic corpus (P = 5, L = 5);
@@ -26,16 +26,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+from accelerate import PartialState
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
+if str(ROOT) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT))
+
+from overshadow_lab.finetuning.gpu_tier import gpu_tier_plan, merge_parts, run_plan  # noqa: E402
+from overshadow_lab.finetuning.speed import benchmark_training  # noqa: E402
+from overshadow_lab.records import RECORDED_DIR, provenance, save_recorded  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -71,11 +75,9 @@ def parse_args(argv=None):
 def _state():
     """(rank, world, device, barrier) from accelerate when launched by it, else one process."""
     try:
-        from accelerate import PartialState
-
         st = PartialState()
         return st.process_index, st.num_processes, str(st.device), st.wait_for_everyone
-    except Exception:  # pragma: no cover - accelerate missing or misconfigured
+    except Exception:  # pragma: no cover - accelerate misconfigured
         return 0, 1, None, lambda: None
 
 
@@ -86,13 +88,6 @@ def main(argv=None) -> int:
         os.environ.setdefault("OVERSHADOW_TIER", "cpu")
     else:
         os.environ.setdefault("OVERSHADOW_TIER", "gpu")
-    from overshadow_lab.finetuning.finetune import (
-        gpu_tier_plan,
-        merge_parts,
-        provenance,
-        run_plan,
-        save_recorded,
-    )
 
     rank, world, device, barrier = _state()
     plan = gpu_tier_plan(
@@ -112,8 +107,6 @@ def main(argv=None) -> int:
         return 0
     bench = []
     if args.benchmark:
-        from overshadow_lab.finetuning.finetune import benchmark_training
-
         tiny = args.scale == "tiny"
         for name, opts in (
             ("baseline", {"fused": False}),
@@ -137,7 +130,7 @@ def main(argv=None) -> int:
     tables = merge_parts(out)
     frames = [t.assign(kind=kind) for kind, t in tables.items()]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    prov = provenance(wall_seconds=time.perf_counter() - t0, device=device)
+    prov = provenance(device=device, wall_seconds=time.perf_counter() - t0)
     prov.update(
         scale=args.scale,
         processes=world,
@@ -150,11 +143,7 @@ def main(argv=None) -> int:
         f"gpu_tier: {len(table)} rows -> {csv} (provenance {meta}) in {prov['wall_seconds']:.0f} s"
     )
     if args.record:
-        from overshadow_lab.finetuning.finetune import RECORDED_DIR
-
-        RECORDED_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copy(csv, RECORDED_DIR / csv.name)
-        shutil.copy(meta, RECORDED_DIR / meta.name)
+        save_recorded(table, prov, "gpu_tier")
         print(f"recorded into {RECORDED_DIR}: commit gpu_tier.csv and gpu_tier.json")
     print(
         json.dumps({k: prov[k] for k in ("gpus", "torch", "commit", "wall_seconds")}, default=str)

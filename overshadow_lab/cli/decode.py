@@ -18,10 +18,16 @@ prediction of "greedy gives the memorised (overshadowing) answer". A progress ba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 import time
+
+import numpy as np
+from tqdm import tqdm
+
+from overshadow_lab import benchmark_data as bm
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -100,10 +106,11 @@ def _clean(obj):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from overshadow_lab import benchmark_data as bm
+    # Deferred on purpose, in this one place: these import torch and transformers (seconds), and
+    # every sub-command's parser is built on each call of ``overshadow-lab``, ``--help`` included.
     from overshadow_lab.decoding import CoDAConfig, alarm_metrics
+    from overshadow_lab.lab.models import load_sets
+    from overshadow_lab.loading import load_model, model_kind
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
@@ -118,21 +125,14 @@ def run(args: argparse.Namespace) -> int:
     result: dict = {"benchmark": args.benchmark, "method": args.method, "model": args.model}
 
     if args.benchmark == "synthetic":
-        from overshadow_lab.lab.models import load_run
-
         folder = args.data or args.model
-        model, sets = load_run(folder)
+        sets = load_sets(folder)
         if sets is None:
             raise FileNotFoundError(
                 f"{folder} holds no knowledge_sets.json; save the model with models.save_run"
             )
-        if args.data and args.data != args.model:
-            from overshadow_lab.hub import load_pretrained
-
-            model, _ = load_pretrained(args.model, device=args.device)
+        model, _ = load_model(args.model, device=args.device)
         if args.limit:
-            import numpy as np
-
             keep = np.sort(
                 np.random.default_rng(args.seed).choice(
                     len(sets.subordinate),
@@ -140,18 +140,7 @@ def run(args: argparse.Namespace) -> int:
                     replace=False,
                 )
             ).tolist()
-            es = sets.subordinate
-            for name in (
-                "prompts",
-                "answers",
-                "set_ids",
-                "overshadow_answers",
-                "shared_positions",
-                "distinct_positions",
-            ):
-                val = getattr(es, name)
-                if val:
-                    setattr(es, name, [val[i] for i in keep])
+            sets = dataclasses.replace(sets, subordinate=sets.subordinate.subset(keep))
         cfg = CoDAConfig(candidates=args.candidates or "token", **coda_kw)
         n = len(sets.subordinate)
         bar = tqdm(
@@ -168,8 +157,12 @@ def run(args: argparse.Namespace) -> int:
         )
         bar.close()
     else:
-        from overshadow_lab.hub import load_pretrained
-
+        for flag, name in (("--model", args.model), ("--amateur", args.amateur)):
+            if name is not None and model_kind(name) == "lab run":
+                raise ValueError(
+                    f"{flag} {name} is a saved lab run (no tokenizer): it can only be evaluated "
+                    "with --benchmark synthetic"
+                )
         if args.benchmark == "memotrap":
             df = bm.load_memotrap(args.data, args.subtask)
             df = bm.sample_rows(df, args.limit, args.seed, by="subtask")
@@ -177,8 +170,8 @@ def run(args: argparse.Namespace) -> int:
             if args.subtask:
                 raise ValueError("--subtask applies to MemoTrap only")
             df = bm.sample_rows(bm.load_nq_swap(args.data), args.limit, args.seed)
-        model, tok = load_pretrained(args.model, device=args.device)
-        amateur = load_pretrained(args.amateur, device=args.device)[0] if args.amateur else None
+        model, tok = load_model(args.model, device=args.device)
+        amateur = load_model(args.amateur, device=args.device)[0] if args.amateur else None
         if args.method == "cd" and amateur is None:
             raise ValueError(
                 "--method cd needs --amateur MODEL (a smaller model with the same tokenizer)"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from overshadow_lab.exercises.framework import Case, Exercise, Mistake, register
-from overshadow_lab.finetuning.finetune import model_flops_utilization, shard_of
+from overshadow_lab.finetuning.gpu_tier import shard_of
+from overshadow_lab.finetuning.speed import model_flops_utilization
 from overshadow_lab.finetuning.tasks import filler_tokens_needed
 
 check_model_flops_utilization = register(

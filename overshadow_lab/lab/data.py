@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -91,6 +91,19 @@ class EvalSet:
 
     def __len__(self) -> int:
         return len(self.prompts)
+
+    def subset(self, indices: list[int]) -> EvalSet:
+        """A new set of the prompts at ``indices`` (in that order), every per-prompt field kept
+        aligned; a field that was never filled (None or empty) stays so."""
+        n = len(self.prompts)
+        bad = [i for i in indices if not -n <= int(i) < n]
+        if bad:
+            raise IndexError(f"indices {bad[:5]} out of range for an EvalSet of {n} prompts")
+
+        def pick(values):
+            return [values[int(i)] for i in indices] if values else values
+
+        return replace(self, **{f.name: pick(getattr(self, f.name)) for f in fields(self)})
 
 
 @dataclass

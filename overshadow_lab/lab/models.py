@@ -168,11 +168,7 @@ def save_run(directory: str | Path, model, sets=None, extra: dict | None = None)
 
 def load_run(directory: str | Path):
     """Load ``(model, sets)`` saved by :func:`save_run` (``sets`` is None if none was saved)."""
-    import json
-
     from transformers import AutoModelForCausalLM
-
-    from overshadow_lab.lab.data import EvalSet, KnowledgeSets, SyntheticConfig
 
     directory = Path(directory)
     if not (directory / "config.json").is_file():
@@ -181,18 +177,27 @@ def load_run(directory: str | Path):
         )
     model = AutoModelForCausalLM.from_pretrained(directory)
     model.eval()
-    sets = None
-    f = directory / "knowledge_sets.json"
-    if f.is_file():
-        d = json.loads(f.read_text())
-        cfg = dict(d["config"])
-        if not isinstance(cfg.get("vocab"), int):
-            cfg["vocab"] = d["vocab_size"]
-        sets = KnowledgeSets(
-            config=SyntheticConfig(**cfg),
-            vocab_size=d["vocab_size"],
-            train_sequences=d["train_sequences"],
-            dominant=EvalSet(**d["dominant"]),
-            subordinate=EvalSet(**d["subordinate"]),
-        )
-    return model, sets
+    return model, load_sets(directory)
+
+
+def load_sets(directory: str | Path):
+    """The knowledge sets saved by :func:`save_run` in ``directory``, or None if none were saved
+    (reads only ``knowledge_sets.json``, not the model)."""
+    import json
+
+    from overshadow_lab.lab.data import EvalSet, KnowledgeSets, SyntheticConfig
+
+    f = Path(directory) / "knowledge_sets.json"
+    if not f.is_file():
+        return None
+    d = json.loads(f.read_text())
+    cfg = dict(d["config"])
+    if not isinstance(cfg.get("vocab"), int):
+        cfg["vocab"] = d["vocab_size"]
+    return KnowledgeSets(
+        config=SyntheticConfig(**cfg),
+        vocab_size=d["vocab_size"],
+        train_sequences=d["train_sequences"],
+        dominant=EvalSet(**d["dominant"]),
+        subordinate=EvalSet(**d["subordinate"]),
+    )

@@ -141,3 +141,34 @@ def test_synthetic_from_a_saved_run(tmp_path, capsys):
     )
     res = json.loads(out.out)
     assert code == 0 and res["n"] == 4 and "alarm" in res
+
+
+def test_synthetic_limit_decodes_a_seeded_subset_of_the_subordinate_prompts(tmp_path, capsys):
+    data = pytest.importorskip("overshadow_lab.lab.data")
+    models = pytest.importorskip("overshadow_lab.lab.models")
+    sets = data.make_knowledge_sets(P=2, L=3, n_sets=6, vocab=200, seed=0)
+    models.save_run(tmp_path / "run", models.make_model("nano", vocab_size=sets.vocab_size), sets)
+    argv = ["--benchmark", "synthetic", "--model", str(tmp_path / "run"), "--limit", "3"]
+    code, out = _run(capsys, *argv, "--seed", "2")
+    assert code == 0 and json.loads(out.out)["n"] == 3
+    # a saved lab run has no tokenizer: the text benchmarks refuse it before any work
+    code, out = _run(capsys, "--benchmark", "nq_swap", "--model", str(tmp_path / "run"))
+    assert code == 2 and "saved lab run" in out.err
+
+
+def test_evalset_subset_keeps_every_field_aligned_and_leaves_empty_fields_empty():
+    data = pytest.importorskip("overshadow_lab.lab.data")
+    es = data.EvalSet(
+        prompts=[[1, 2], [3, 4], [5, 6]],
+        answers=[[7], [8], [9]],
+        set_ids=[0, 1, 2],
+        overshadow_answers=None,
+        shared_positions=[[0], [0], [0]],
+    )
+    sub = es.subset([2, 0])
+    assert sub.prompts == [[5, 6], [1, 2]] and sub.answers == [[9], [7]]
+    assert sub.set_ids == [2, 0] and sub.shared_positions == [[0], [0]]
+    assert sub.overshadow_answers is None and sub.distinct_positions == []
+    assert len(es) == 3 and es.prompts[0] == [1, 2]  # the original is untouched
+    with pytest.raises(IndexError, match="out of range"):
+        es.subset([3])

@@ -7,7 +7,6 @@ import pytest
 from overshadow_lab.finetuning.tasks import (
     TASKS,
     TaskConfig,
-    WordTokenizer,
     check_task_sets,
     make_task,
     relative_length,
@@ -112,19 +111,6 @@ def test_a_character_tokenizer_gives_longer_spans_and_still_meets_the_invariants
     # the decoded prompt is the text itself
     row = sets.to_frame().iloc[0]
     assert "Which number is larger" in row.prompt_text
-
-
-def test_word_tokenizer_round_trips_and_grows_only_when_encoding():
-    tok = WordTokenizer()
-    ids = tok.encode("Quiz of Valdor. Which number is larger: 9.8 or 9.11? Answer: the")
-    assert tok.decode(ids) == "Quiz of Valdor. Which number is larger: 9.8 or 9.11? Answer: the"
-    assert tok.convert_ids_to_tokens(ids)[-5:] == ["9.11", "?", "Answer", ":", "the"]
-    n = len(tok)
-    make_task("math", P=10, n_sets=3, tokenizer=tok)
-    # only the statements actually used enter the vocabulary, not every candidate span
-    assert len(tok) - n < 200
-    frozen = WordTokenizer(["a", "b"]).freeze()
-    assert frozen.encode("a c") == [2, 1]
 
 
 def test_summary_has_one_row_per_family():

@@ -1,0 +1,81 @@
+"""The GPU-tier plan, its shards, their CPU-sized run and merge, and its recorded results."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from overshadow_lab.finetuning.gpu_tier import (
+    gpu_tier_plan,
+    log10_span,
+    merge_parts,
+    run_plan,
+    shard_of,
+)
+from overshadow_lab.records import load_or_compute, load_recorded, provenance, save_recorded
+
+
+def test_recorded_results_round_trip_and_missing_is_none(tmp_path):
+    assert load_recorded("gpu_tier", tmp_path) is None
+    table = pd.DataFrame({"kind": ["size"], "S": [1e6], "R": [12.5]})
+    prov = provenance(wall_seconds=1.5)
+    assert {"torch", "commit", "gpus", "wall_seconds", "transformers"} <= set(prov)
+    save_recorded(table, prov, "gpu_tier", tmp_path)
+    got, meta = load_recorded("gpu_tier", tmp_path)
+    pd.testing.assert_frame_equal(got, table)
+    assert meta["wall_seconds"] == 1.5
+    assert json.loads((tmp_path / "gpu_tier.json").read_text())["torch"] == torch.__version__
+
+
+def test_load_or_compute_computes_once(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"a": [1, 2]})
+
+    path = tmp_path / "r.csv"
+    assert load_or_compute(path, compute).a.tolist() == [1, 2]
+    assert load_or_compute(path, compute).a.tolist() == [1, 2]
+    assert len(calls) == 1
+
+
+def test_shards_partition_the_plan():
+    items = list(range(11))
+    parts = [shard_of(items, r, 3) for r in range(3)]
+    assert sorted(sum(parts, [])) == items
+    with pytest.raises(ValueError, match="rank"):
+        shard_of(items, 3, 3)
+
+
+def test_gpu_plan_covers_sizes_and_tasks():
+    plan = gpu_tier_plan("gpu", seeds=2, pretrained=["EleutherAI/pythia-70m"])
+    kinds = pd.Series([p["kind"] for p in plan]).value_counts()
+    assert kinds["size"] == 1 and kinds["pretrained"] == 1
+    assert kinds["finetune"] == 5 * 4 * 2  # five families, four P, two seeds
+    with pytest.raises(ValueError, match="scale"):
+        gpu_tier_plan("huge")
+
+
+def test_tiny_plan_runs_on_two_ranks_and_merges(tmp_path):
+    plan = gpu_tier_plan("tiny")
+    for rank in (0, 1):
+        run_plan(plan, tmp_path, rank=rank, world=2, device="cpu", tier="cpu")
+    tables = merge_parts(tmp_path)
+    assert set(tables) == {"size", "finetune"}
+    assert sorted(tables["size"]["size"]) == ["nano", "tiny"]
+    assert sorted(tables["finetune"]["P"]) == [2, 4]
+    # resuming redoes nothing
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("finetune-rank*.csv")}
+    run_plan(plan, tmp_path, rank=0, world=2, device="cpu", tier="cpu")
+    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("finetune-rank*.csv")}
+    assert before == after
+
+
+def test_log10_span():
+    assert log10_span([1e5, 1e7]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="positive"):
+        log10_span([0, 1])
