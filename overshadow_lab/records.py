@@ -179,12 +179,17 @@ def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".code")
 
 
-def load_or_compute(path: str | Path, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+def load_or_compute(
+    path: str | Path,
+    compute: Callable[[], pd.DataFrame],
+    valid: Callable[[pd.DataFrame], bool] | None = None,
+) -> pd.DataFrame:
     """Read the table at ``path`` if this version of the package made it, else compute it.
 
     A stamp file beside the table (``<name>.code``) holds the :func:`code_hash` of the code that
     wrote it; a table without a stamp, or with another hash, is recomputed and replaced, so a
-    result made by older code is never shown as current.
+    result made by older code is never shown as current. ``valid``, when given, must also accept
+    the stored table (for example: it holds the rows and methods now asked for).
     """
     path = Path(path)
     stamp = _stamp_path(path)
@@ -195,7 +200,9 @@ def load_or_compute(path: str | Path, compute: Callable[[], pd.DataFrame]) -> pd
         and stamp.is_file()
         and stamp.read_text().strip() == current
     ):
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
+        if valid is None or valid(table):
+            return table
     table = compute()
     write_csv_atomic(table, path)
     write_text_atomic(current + "\n", stamp)

@@ -67,3 +67,13 @@ def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
     plain.write_text("x")
     out = records.write_text_atomic("y", tmp_path / "atomic.txt")
     assert os.stat(out).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+
+
+def test_load_or_compute_recomputes_a_current_table_the_caller_rejects(tmp_path):
+    path = tmp_path / "r.csv"
+    records.load_or_compute(path, lambda: pd.DataFrame({"x": [1]}))
+    again = records.load_or_compute(
+        path, lambda: pd.DataFrame({"x": [1, 2]}), valid=lambda t: len(t) == 2
+    )
+    assert again["x"].tolist() == [1, 2]
+    assert records.load_or_compute(path, lambda: 1 / 0, valid=lambda t: len(t) == 2).shape == (2, 1)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from overshadow_lab.benchmark_data.memotrap import memotrap_plain_prompt
 from overshadow_lab.benchmark_data.nq_swap import nq_swap_prompt
 from overshadow_lab.benchmark_data.scoring import STOP_PATTERN, cut_answer, text_exact_match
-from overshadow_lab.records import write_csv_atomic
+from overshadow_lab.records import load_or_compute
 
 BENCH_DEFAULTS: dict[str, dict[str, Any]] = {
     # MemoTrap answers are one or two words: mask words; NQ-Swap contexts are long: mask entities
@@ -171,37 +171,41 @@ def compare_methods(
 ) -> pd.DataFrame:
     """Per-row results of several methods on the same rows (long format, column ``method``).
 
-    With ``cache`` (a CSV path) the table is loaded when it exists and holds the same rows and
-    methods, else computed and written there ("load if computed, else compute").
+    With ``cache`` (a CSV path) the table is loaded when this version of the package computed it
+    for the same rows and methods, else computed and written there
+    (:func:`overshadow_lab.records.load_or_compute`, keyed on the package's code).
     """
-    if cache is not None and Path(cache).is_file():
-        old = pd.read_csv(cache)
-        if set(old["method"]) == set(methods) and len(old) == len(methods) * len(df):
-            return old
-    parts = []
-    for method in methods:
-        bar = None
-        if progress:
-            bar = tqdm(total=len(df), desc=f"{benchmark} {method}", mininterval=5)
-        res = evaluate_generation(
-            model,
-            tokenizer,
-            benchmark,
-            df,
-            method,
-            coda=coda,
-            progress=bar.update if bar else None,
-            **kwargs,
-        )
-        if bar:
-            bar.close()
-        res.insert(0, "method", method)
-        res.insert(1, "row", range(len(df)))
-        if "subtask" not in res.columns:
-            res.insert(2, "subtask", "NQ-Swap" if benchmark == "nq_swap" else benchmark)
-        res["seconds"] = res.attrs.get("seconds", np.nan)
-        parts.append(res)
-    out = pd.concat(parts, ignore_index=True)
-    if cache is not None:
-        write_csv_atomic(out, cache)
-    return out
+
+    def compute() -> pd.DataFrame:
+        parts = []
+        for method in methods:
+            bar = None
+            if progress:
+                bar = tqdm(total=len(df), desc=f"{benchmark} {method}", mininterval=5)
+            res = evaluate_generation(
+                model,
+                tokenizer,
+                benchmark,
+                df,
+                method,
+                coda=coda,
+                progress=bar.update if bar else None,
+                **kwargs,
+            )
+            if bar:
+                bar.close()
+            res.insert(0, "method", method)
+            res.insert(1, "row", range(len(df)))
+            if "subtask" not in res.columns:
+                res.insert(2, "subtask", "NQ-Swap" if benchmark == "nq_swap" else benchmark)
+            res["seconds"] = res.attrs.get("seconds", np.nan)
+            parts.append(res)
+        return pd.concat(parts, ignore_index=True)
+
+    if cache is None:
+        return compute()
+
+    def same_request(old: pd.DataFrame) -> bool:
+        return set(old["method"]) == set(methods) and len(old) == len(methods) * len(df)
+
+    return load_or_compute(cache, compute, valid=same_request)

@@ -147,3 +147,25 @@ def test_evaluate_generation_and_loglik(tmp_path):
     ll = bm.memotrap_loglik(model, tok, mt)
     assert set(ll.columns) >= {"pred_index", "correct", "margin"} and len(ll) == 2
     assert ll["correct"].tolist() == (ll["margin"] > 0).tolist()
+
+
+def test_compare_methods_cache_is_reused_only_for_the_same_code_and_request(tmp_path, monkeypatch):
+    from overshadow_lab import records
+
+    mt = bm.load_memotrap(_write(tmp_path, "1-proverb-ending.csv", MEMO_CSV))
+    model, tok = tiny_lm(" ".join(mt["prompt"]).replace("\n", " ").replace('"', " ").split())
+    cache = tmp_path / "cmp.csv"
+    first = bm.compare_methods(
+        model, tok, "memotrap", mt, ("greedy",), cache=cache, max_new_tokens=2
+    )
+    assert len(first) == len(mt) and cache.is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed although the cache is current")
+
+    monkeypatch.setattr(bm.evaluate, "evaluate_generation", refuse)
+    again = bm.compare_methods(model, tok, "memotrap", mt, ("greedy",), cache=cache)
+    pd.testing.assert_frame_equal(again, first, check_dtype=False)
+    monkeypatch.setattr(records, "code_hash", lambda: "000000000000")  # newer package code
+    with pytest.raises(AssertionError, match="recomputed"):
+        bm.compare_methods(model, tok, "memotrap", mt, ("greedy",), cache=cache)
