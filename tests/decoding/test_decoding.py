@@ -25,7 +25,7 @@ from overshadow_lab.decoding import (
 from overshadow_lab.decoding.coda import _amplified, _indicators
 from overshadow_lab.decoding.kv_cache import _split
 from overshadow_lab.lab.models import make_model
-from tests.decoding.tiny_models import VOCAB, random_prompts, tiny_llama
+from tests.tiny import VOCAB, random_prompts, tiny_llama
 
 PROMPTS = random_prompts()
 

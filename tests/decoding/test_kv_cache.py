@@ -20,7 +20,7 @@ from overshadow_lab.decoding.kv_cache import (
     _StreamGroup,
 )
 from overshadow_lab.decoding.padding import positions
-from tests.decoding.tiny_models import VOCAB, random_prompts
+from tests.tiny import VOCAB, random_prompts
 
 PROMPTS = random_prompts(5, seed=3)  # 5 prompts of different lengths
 ATOL = 1e-5

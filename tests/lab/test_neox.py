@@ -5,6 +5,7 @@ import torch
 
 from overshadow_lab.lab import neox
 from overshadow_lab.lab.models import make_model
+from tests.tiny import tiny_llama
 
 
 def _ids(batch, length, vocab=50, seed=0):
@@ -69,22 +70,12 @@ def test_rotary_tables_follow_the_length_and_base():
 
 
 def test_supported_only_where_it_is_exact():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     model = make_model("pico", vocab_size=50)
     assert neox.supported(model)
     assert not neox.supported(make_model("pico", vocab_size=50, hidden_act="gelu_new"))
     dropout = make_model("pico", vocab_size=50, hidden_dropout=0.1)
     assert neox.supported(dropout.eval()) and not neox.supported(dropout.train())
-    llama = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=50,
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-        )
-    )
+    llama = tiny_llama(50, layers=1, hidden=16, heads=2, kv_heads=None, pad_token_id=None)
     assert not neox.supported(llama)
     with pytest.raises(ValueError, match="use model.base_model instead"):
         neox.hidden_states(llama, _ids(1, 3))

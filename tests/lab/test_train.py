@@ -16,6 +16,7 @@ from overshadow_lab.lab.train import (
     train_model,
 )
 from overshadow_lab.metrics import evaluate
+from tests.tiny import tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +102,18 @@ def test_linear_cross_entropy_refuses_a_second_backward():
 
 
 def _llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=100,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+    """LlamaConfig's own defaults (one key-value head per head, init 0.02), tied embeddings."""
+    model = tiny_llama(
+        100,
+        0,
+        kv_heads=None,
+        initializer_range=0.02,
         tie_word_embeddings=True,
+        pad_token_id=None,
+        bos_token_id=1,
+        eos_token_id=2,
     )
-    return LlamaForCausalLM(cfg)
+    return model.train()
 
 
 @pytest.mark.parametrize("arch", ["gpt_neox", "llama-tied"])
