@@ -2,6 +2,7 @@
 it must name every ``*.py`` file and nothing else, and README, CONTRIBUTING and the package
 docstring must show what it says. A failure names the modules or the document concerned."""
 
+import importlib
 import shutil
 from pathlib import Path
 
@@ -69,3 +70,10 @@ def test_an_edited_document_block_is_reported_and_rewritten(tmp_path):
     readme.write_text("no markers here\n")
     with pytest.raises(ValueError, match="README.md must hold exactly one <!-- modules:start -->"):
         _modules.write_documents(tmp_path)
+
+
+@pytest.mark.parametrize("name", [m for m in _modules.MODULES if not m.endswith("__main__")])
+def test_every_mapped_module_imports(name):
+    """An import smoke test of the whole package (the entry points, which run the command line
+    when imported, are left out): it also runs against the lowest supported dependencies."""
+    importlib.import_module(name)
