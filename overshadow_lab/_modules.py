@@ -94,6 +94,7 @@ MODULES: dict[str, str] = {name: what for part in PARTS.values() for name, what 
 START, END = "<!-- modules:start -->", "<!-- modules:end -->"
 _BLOCK = re.compile(re.escape(START) + r"(.*?)" + re.escape(END), re.DOTALL)
 WRITE_COMMAND = "python tools/module_map.py --write"
+DOCUMENTS = ("README.md", "CONTRIBUTING.md")
 
 
 def package_modules(package_dir: Path | None = None) -> set[str]:
@@ -176,33 +177,26 @@ def rendered(document: str) -> str:
     )
 
 
+def block(text: str, document: str = "document") -> re.Match[str]:
+    """The one ``<!-- modules:start -->...<!-- modules:end -->`` block of ``text``."""
+    found = list(_BLOCK.finditer(text))
+    if len(found) != 1:
+        raise ValueError(
+            f"{document} must hold exactly one {START} ... {END} block, found {len(found)}; "
+            "add the markers where the module list belongs"
+        )
+    return found[0]
+
+
 def document_problems(root: Path) -> list[str]:
     """One line per document under ``root`` whose marked block differs from the map."""
     out = []
-    for document in ("README.md", "CONTRIBUTING.md"):
-        text = (root / document).read_text(encoding="utf-8")
-        blocks = _BLOCK.findall(text)
-        if len(blocks) != 1:
-            out.append(f"{document}: expected one {START} ... {END} block, found {len(blocks)}")
-        elif START + blocks[0] + END != rendered(document):
+    for document in DOCUMENTS:
+        try:
+            current = block((root / document).read_text(encoding="utf-8"), document).group(0)
+        except ValueError as err:
+            out.append(str(err))
+            continue
+        if current != rendered(document):
             out.append(f"{document}: the module list is out of date; run `{WRITE_COMMAND}`")
     return out
-
-
-def write_documents(root: Path) -> list[str]:
-    """Rewrite the marked block of README.md and CONTRIBUTING.md under ``root`` from the map;
-    return the documents that changed."""
-    changed = []
-    for document in ("README.md", "CONTRIBUTING.md"):
-        path = root / document
-        text = path.read_text(encoding="utf-8")
-        if len(_BLOCK.findall(text)) != 1:
-            raise ValueError(
-                f"{path} must hold exactly one {START} ... {END} block; add the markers"
-            )
-        match = _BLOCK.search(text)
-        new = text[: match.start()] + rendered(document) + text[match.end() :]
-        if new != text:
-            path.write_text(new, encoding="utf-8")
-            changed.append(document)
-    return changed

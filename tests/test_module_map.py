@@ -10,6 +10,7 @@ import pytest
 
 import overshadow_lab
 from overshadow_lab import _modules
+from tools.module_map import write_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(overshadow_lab.__file__).resolve().parent
@@ -65,11 +66,15 @@ def test_an_edited_document_block_is_reported_and_rewritten(tmp_path):
     assert _modules.document_problems(tmp_path) == [
         f"README.md: the module list is out of date; run `{_modules.WRITE_COMMAND}`"
     ]
-    assert _modules.write_documents(tmp_path) == ["README.md"]
+    assert write_documents(tmp_path) == ["README.md"]
     assert _modules.document_problems(tmp_path) == []
     readme.write_text("no markers here\n")
-    with pytest.raises(ValueError, match="README.md must hold exactly one <!-- modules:start -->"):
-        _modules.write_documents(tmp_path)
+    message = "README.md must hold exactly one <!-- modules:start --> ... <!-- modules:end -->"
+    assert _modules.document_problems(tmp_path) == [
+        f"{message} block, found 0; add the markers where the module list belongs"
+    ]
+    with pytest.raises(ValueError, match=message):
+        write_documents(tmp_path)
 
 
 @pytest.mark.parametrize("name", [m for m in _modules.MODULES if not m.endswith("__main__")])

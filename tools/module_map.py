@@ -15,8 +15,24 @@ import sys
 from pathlib import Path
 
 from overshadow_lab import _modules
+from overshadow_lab.records import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_documents(root: Path) -> list[str]:
+    """Rewrite the marked block of README.md and CONTRIBUTING.md under ``root`` from the map
+    (both are checked before either is written); return the documents that changed."""
+    texts = {doc: (root / doc).read_text(encoding="utf-8") for doc in _modules.DOCUMENTS}
+    spans = {doc: _modules.block(text, doc).span() for doc, text in texts.items()}
+    changed = []
+    for doc, text in texts.items():
+        start, end = spans[doc]
+        new = text[:start] + _modules.rendered(doc) + text[end:]
+        if new != text:
+            write_text_atomic(new, root / doc)
+            changed.append(doc)
+    return changed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if problems:  # never render a map that does not match the files
             print("\n".join(problems), file=sys.stderr)
             return 1
-        changed = _modules.write_documents(ROOT)
+        changed = write_documents(ROOT)
         print(f"rewrote {', '.join(changed)}" if changed else "README and CONTRIBUTING up to date")
         return 0
     print(_modules.package_doc())
