@@ -63,6 +63,8 @@ def _command(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit status:
+    0 on success, 2 for no command or an input error (one line on stderr)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command(argv)
     parser = build_parser([command] if command in SUBCOMMANDS else [])
