@@ -42,3 +42,10 @@ def test_device_precedence(monkeypatch):
 def test_cuda_request_without_cuda_says_how_to_fix():
     with pytest.raises(RuntimeError, match="CUDA is not available.*device='cpu'"):
         get_device("cuda")
+
+
+def test_tier_settings_checks_the_settings_before_choosing_a_tier():
+    """A malformed settings dict is named even when the tier is wrong too: one clear error,
+    raised before the hardware (and torch) is consulted."""
+    with pytest.raises(ValueError, match="missing: gpu"):
+        tier_settings({"cpu": {}}, tier="tpu")
