@@ -33,6 +33,8 @@ PARTS: dict[str, dict[str, str]] = {
         "recorded results",
         "overshadow_lab.metrics": "recall rate RR, hallucination rate HR and R = HR / RR",
         "overshadow_lab.hub": "pretrained models by short name, hub id or local folder",
+        "overshadow_lab.loading": "one door for loading a model: size name, short name, hub id "
+        "or folder",
         "overshadow_lab.paper": "the papers' own numbers, for comparison beside ours",
     },
     "The lab": {
@@ -42,6 +44,10 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.lab.neox": "a lean GPT-NeoX training forward, checked against transformers",
         "overshadow_lab.lab.train": "the training loop: causal LM loss, AdamW, stopping rules",
         "overshadow_lab.lab.sweep": "resumable, shardable sweeps over P, L or model size S",
+        "overshadow_lab.lab.results": "a sweep's results table: whole-row appends, checked rows, "
+        "shards and merging",
+        "overshadow_lab.lab.workers": "the CPUs a process may use, and worker pools that die with "
+        "their parent",
     },
     "Generalization bound": {
         "overshadow_lab.theory": "the theory: the bound and an exactly solvable model",
@@ -53,17 +59,43 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.finetuning": "fine-tuning pretrained models on natural-language tasks",
         "overshadow_lab.finetuning.tasks": "natural-language task families with a controlled "
         "imbalance",
-        "overshadow_lab.finetuning.finetune": "fine-tuning on task slices, the GPU tier and its "
-        "recorded results",
+        "overshadow_lab.finetuning.tokenizers": "word- and byte-level tokenizers, token counting",
+        "overshadow_lab.finetuning.finetune": "fine-tuning on task slices and task grids",
+        "overshadow_lab.finetuning.speed": "training throughput, peak FLOPs and MFU",
+        "overshadow_lab.finetuning.gpu_tier": "the GPU tier as a plan of runs, sharded over "
+        "processes",
     },
     "The law": {
         "overshadow_lab.law": "the log-linear law: fitting, uncertainty and prediction",
+        "overshadow_lab.law.inputs": "checks and cleaning before any fit",
+        "overshadow_lab.law.distributions": "the t and normal quantiles the intervals need",
+        "overshadow_lab.law.fit": "one factor's law by least squares or Huber, with intervals",
+        "overshadow_lab.law.bootstrap": "bootstrap intervals of the law, and their coverage",
+        "overshadow_lab.law.joint": "several factors at once, and a test for a bend",
+        "overshadow_lab.law.predict": "prediction and held-out checks",
+        "overshadow_lab.law.query": "the `--where` query language and grouped fits",
+        "overshadow_lab.law.plot": "drawing a law on log axes",
     },
     "Contrastive decoding": {
         "overshadow_lab.decoding": "contrastive decoding against overshadowing: CoDA and its "
         "baselines",
+        "overshadow_lab.decoding.coda": "the CoDA definition and its readable reference loop",
+        "overshadow_lab.decoding.spans": "candidate spans of a prompt, and masking one",
+        "overshadow_lab.decoding.padding": "left padding of a batch, and its positions",
+        "overshadow_lab.decoding.kv_cache": "the KV-cache engine (the one module that knows "
+        "transformers' cache internals)",
+        "overshadow_lab.decoding.processors": "CoDA as a transformers LogitsProcessor",
+        "overshadow_lab.decoding.baselines": "CAD, expert-amateur contrastive decoding and DoLa",
+        "overshadow_lab.decoding.driver": "batched generation with any method",
         "overshadow_lab.benchmark_data": "MemoTrap and NQ-Swap: loaders, prompts, scoring, "
         "evaluation",
+        "overshadow_lab.benchmark_data.memotrap": "MemoTrap: loading and prompts",
+        "overshadow_lab.benchmark_data.nq_swap": "NQ-Swap: loading and prompts",
+        "overshadow_lab.benchmark_data.fetch": "the full public sets, pinned and verified",
+        "overshadow_lab.benchmark_data.sampling": "seeded samples of benchmark rows",
+        "overshadow_lab.benchmark_data.scoring": "answer extraction and text exact match",
+        "overshadow_lab.benchmark_data.synthetic": "lab models' knowledge sets as a benchmark",
+        "overshadow_lab.benchmark_data.evaluate": "running and comparing methods on a benchmark",
     },
     "Teaching": {
         "overshadow_lab.exercises": "`check_<name>(student_fn)` for every exercise in the book",
@@ -75,6 +107,9 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.exercises.law": "exercises of The law",
         "overshadow_lab.exercises.contrastive_decoding": "exercises of Contrastive decoding",
         "overshadow_lab.grading": "grade a folder of student submissions with the checks",
+        "overshadow_lab.grading.sandbox": "the grader's side of the sandbox: limits, process "
+        "groups, bubblewrap",
+        "overshadow_lab.grading.runner": "the sandboxed child that runs one submission",
     },
     "Command line": {
         "overshadow_lab.cli": "the `overshadow-lab` command; each subcommand loads only its "

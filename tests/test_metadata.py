@@ -4,6 +4,8 @@ import re
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
+
 import overshadow_lab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,4 +27,5 @@ def test_installed_distribution_reports_the_package_version():
 
 def test_package_is_marked_typed_and_ships_the_marker():
     assert (Path(overshadow_lab.__file__).parent / "py.typed").is_file()
-    assert '"*" = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "py.typed" in config["tool"]["setuptools"]["package-data"]["overshadow_lab"]

@@ -21,7 +21,6 @@ from overshadow_lab.lab.results import (
     shard_files,
     shard_path,
 )
-from overshadow_lab.lab.sweep import parse_shard, run_sweep, summarize
 
 
 def _values(text: str | None, factor: str):
@@ -133,6 +132,10 @@ def _one_line_warnings():
 
 
 def run(args: argparse.Namespace) -> int:
+    # Deferred on purpose, the one such import here: the sweep brings torch, which building
+    # the parser (`overshadow-lab --help`, `sweep --help`) must not load.
+    from overshadow_lab.lab.sweep import parse_shard, run_sweep, summarize
+
     if args.factor is None:
         raise ValueError("--factor is required: P, L or S (or `overshadow-lab sweep merge`)")
     if args.out is None:
