@@ -129,7 +129,7 @@ MODULES: dict[str, str] = {name: what for part in PARTS.values() for name, what 
 START, END = "<!-- modules:start -->", "<!-- modules:end -->"
 _BLOCK = re.compile(re.escape(START) + r"(.*?)" + re.escape(END), re.DOTALL)
 WRITE_COMMAND = "python tools/module_map.py --write"
-DOCUMENTS = ("README.md", "CONTRIBUTING.md")
+DOCUMENTS = ("README.md", "CONTRIBUTING.md", "book/98_api.md")
 
 
 def package_modules(package_dir: Path | None = None) -> set[str]:
@@ -200,6 +200,31 @@ def package_doc() -> str:
     return "\n".join(lines)
 
 
+#: Everything a module defines, private helpers too (docstrings refer to them by name, and a
+#: reader of the reference implementation wants the whole of it); what a package re-exports is
+#: documented once, in the module that defines it.
+_AUTODOC_OPTIONS = (
+    "   :members:",
+    "   :undoc-members:",
+    "   :private-members:",
+    "   :ignore-module-all:",
+)
+
+
+def api_page() -> str:
+    """The API page's body: for each part, every module's docstring and members (Sphinx
+    autodoc), in the map's order; the entry points ``__main__`` are left out (importing one
+    runs the command line)."""
+    lines = []
+    for title, modules in PARTS.items():
+        lines += [f"## {title}", ""]
+        for m in modules:
+            if m.endswith("__main__"):
+                continue
+            lines += ["```{eval-rst}", f".. automodule:: {m}", *_AUTODOC_OPTIONS, "```", ""]
+    return "\n".join(lines).rstrip()
+
+
 def rendered(document: str) -> str:
     """What belongs between the markers of ``document`` (``"README.md"`` or
     ``"CONTRIBUTING.md"``)."""
@@ -207,8 +232,10 @@ def rendered(document: str) -> str:
         return START + readme_row() + END
     if document == "CONTRIBUTING.md":
         return f"{START}\n{contributing_list()}\n{END}"
+    if document == "book/98_api.md":
+        return f"{START}\n{api_page()}\n{END}"
     raise ValueError(
-        f"no module-map block is defined for {document!r}: use README.md or CONTRIBUTING.md"
+        f"no module-map block is defined for {document!r}: use one of {', '.join(DOCUMENTS)}"
     )
 
 

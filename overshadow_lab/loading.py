@@ -8,9 +8,9 @@ way, and this module decides what a name means, in this order:
    by :func:`overshadow_lab.lab.models.save_run` (``config.json`` and weights, no tokenizer: its
    tokens are ids of a synthetic vocabulary), through :func:`~overshadow_lab.lab.models.load_run`,
    with ``None`` as tokenizer;
-2. **a short name** of :data:`overshadow_lab.hub.KNOWN_MODELS` (``smollm2-135m-instruct`` works
+2. **a short name** of ``overshadow_lab.hub.KNOWN_MODELS`` (``smollm2-135m-instruct`` works
    offline) or the hub id of one, through ``load_pretrained``;
-3. **a lab size** of :data:`overshadow_lab.lab.models.SIZES` (``pico``, ``tiny``, ...): a GPT-NeoX
+3. **a lab size** of ``overshadow_lab.lab.models.SIZES`` (``pico``, ``tiny``, ...): a GPT-NeoX
    model of that shape built from scratch over the 256-token
    :class:`~overshadow_lab.finetuning.tokenizers.ByteTokenizer`, a CPU-sized stand-in for a pretrained
    model that reads any text. The lab's Pythia shapes share their names with the released

@@ -125,7 +125,7 @@ def token_exact_match_rate(predictions: list[list[int]], targets: list[list[int]
 
     This is the *token* exact match of the lab's synthetic sets; the *text* exact match of the
     benchmarks (case, punctuation and articles ignored) is
-    :func:`overshadow_lab.benchmark_data.text_exact_match`.
+    :func:`overshadow_lab.benchmark_data.scoring.text_exact_match`.
     """
     if len(predictions) != len(targets):
         raise ValueError(

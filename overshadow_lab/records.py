@@ -101,7 +101,7 @@ def code_hash() -> str:
 def provenance(device: str | None = None, wall_seconds: float | None = None) -> dict:
     """Where a result came from: code (version, commit, code hash), machine and library versions.
 
-    ``device`` is the torch device the work ran on (default: :func:`overshadow_lab.get_device`);
+    ``device`` is the torch device the work ran on (default: :func:`overshadow_lab.device.get_device`);
     ``wall_seconds`` the time it took, when known.
     """
     import torch

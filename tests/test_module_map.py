@@ -59,7 +59,8 @@ def test_checker_names_a_missing_and_a_stale_module(tmp_path):
 
 
 def test_an_edited_document_block_is_reported_and_rewritten(tmp_path):
-    for document in ("README.md", "CONTRIBUTING.md"):
+    for document in _modules.DOCUMENTS:
+        (tmp_path / document).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / document).write_text((ROOT / document).read_text())
     readme = tmp_path / "README.md"
     readme.write_text(readme.read_text().replace("`lab/`", "`lab_old/`"))
@@ -75,6 +76,17 @@ def test_an_edited_document_block_is_reported_and_rewritten(tmp_path):
     ]
     with pytest.raises(ValueError, match=message):
         write_documents(tmp_path)
+
+
+def test_the_api_page_documents_every_module_once():
+    page = (ROOT / "book" / "98_api.md").read_text()
+    documented = [
+        line.split("::", 1)[1].strip()
+        for line in page.splitlines()
+        if line.startswith(".. automodule::")
+    ]
+    assert sorted(documented) == sorted(m for m in _modules.MODULES if not m.endswith("__main__"))
+    assert "book/98_api" in (ROOT / "_toc.yml").read_text()
 
 
 @pytest.mark.parametrize("name", [m for m in _modules.MODULES if not m.endswith("__main__")])

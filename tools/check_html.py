@@ -25,7 +25,7 @@ LEFTOVERS = re.compile(
 )
 #: Elements whose text is maths or code, where TeX and braces are expected.
 SKIP_TAGS = {"pre", "code", "script", "style", "math", "svg", "kbd", "samp"}
-SKIP_CLASSES = {"math", "highlight", "cell_output", "output", "MathJax", "katex"}
+SKIP_CLASSES = {"math", "highlight", "cell_output", "output", "MathJax", "katex", "pre", "sig"}
 VOID = {"br", "img", "meta", "link", "input", "hr", "wbr", "col", "area", "base", "source"}
 
 

@@ -49,26 +49,36 @@ class CoDAConfig:
     """CoDA's parameters; each OPEN choice of the papers is a field with a documented default.
 
     alpha: plausibility head of Li et al. (2023), 0.01 as in the paper.
+
     candidates: what is masked, one at a time: ``"token"`` (every token, the paper's "vanilla"),
         ``"word"`` (whole words, punctuation-only words skipped) or ``"entity"`` (runs of
         capitalised words or numbers: a cheap stand-in for the paper's entity tagger). Needs a
         tokenizer for ``word``/``entity``; explicit spans can also be passed to the decoder.
+
     mask: ``"delete"`` the span (default: X' is X without it) or ``"replace"`` each of its
         tokens by ``mask_token_id``.
+
     select: which flagged span is contrasted: ``"max"`` indicator (default) or the ``"first"``
         span (left to right) whose indicator is positive.
+
     detect: run detection ``"once"`` per prompt before generation (default; the masked span then
         stays fixed) or at ``"every_step"``.
+
     empty_s: when ``S`` is empty, ``min_S`` is undefined: ``"skip"`` (default) treats the span as
         not overshadowed (indicator ``-inf``); ``"common_min"`` uses the smallest
         ``log p(.|X')`` over ``V_top(X')`` instead.
+
     threshold: the alarm fires when indicator > threshold (the paper: 0).
+
     amplify: False computes the alarm but decodes greedily (the contrast switched off).
+
     max_candidates: keep only the last K candidate spans (nearest to the answer); None keeps all.
+
     variant_batch_size: the most masked variants per forward pass (default 64: on a CPU larger
         batches were slower, and it bounds memory on long prompts); None sets no limit (all in
         one pass without ``share_prefix``); 1 is one plain pass per variant over its whole masked
         prompt, never sharing a prefix (the slow way, kept for the speed comparison).
+
     share_prefix: reuse the prompt's KV cache for the tokens before the masked span (default
         True). A variant that masks the span ``[a, b)`` (deleted or replaced) equals the prompt
         on its first ``a`` tokens, at the same positions, so its keys and values there are the

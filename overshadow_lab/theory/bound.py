@@ -302,7 +302,7 @@ def rademacher_dominant(m: int, L: float, B: float = 1.0, pooling: str = "mean")
 
 # -- the bound ------------------------------------------------------------------------------------
 def logit_bound(L: float, B: float = 1.0, pooling: str = "mean") -> float:
-    """The largest |logit| of the class on a prompt: ``B |x|``, with ``|x| = 1/sqrt(L)`` (mean)."""
+    """The largest absolute logit of the class on a prompt: ``B |x|``, with ``|x| = 1/sqrt(L)`` (mean)."""
     return B / math.sqrt(L) if pooling == "mean" else B * math.sqrt(L)
 
 

@@ -14,7 +14,7 @@ The corpus holds ``m = P * n`` dominant statements ``X_share ⊙ x_a_i -> Y_a`` 
 subordinate statements ``X_share ⊙ x_b_j -> Y_b``, each distinct span with its own tokens. The
 weights minimise the L2-regularised mean cross-entropy
 
-    J(W) = (1/N) sum_statements CE(prompt, answer) + (lam / 2) * sum_t |w_t|^2 ,   N = m + n.
+    J(W) = (1/N) sum_statements CE(prompt, answer) + (lam / 2) * sum_t ‖w_t‖^2 ,   N = m + n.
 
 (With several independent sets in one corpus the objective splits into one such problem per set,
 with ``lam`` multiplied by the number of sets: the sets share no tokens.)
@@ -27,11 +27,11 @@ subordinate spans swap, or when two shared tokens swap; the unique minimiser is 
 by these symmetries: all shared tokens carry the same weight, all dominant spans the same, all
 subordinate spans the same. Write ``v`` for the summed logit contribution of ``X_share`` and
 ``a``, ``b`` for the contribution of one dominant / subordinate distinct span. A span of ``k``
-equal token weights ``u`` contributes ``k u`` to the logits and ``k |u|^2 = |k u|^2 / k`` to the
+equal token weights ``u`` contributes ``k u`` to the logits and ``k ‖u‖^2 = ‖k u‖^2 / k`` to the
 penalty, so the whole problem reduces to ``3K`` numbers:
 
     J(v, a, b) = (m/N) CE(v + a, Y_a) + (n/N) CE(v + b, Y_b)
-                 + (lam/2) ( |v|^2 / ((L-1) s) + m |a|^2 / s + n |b|^2 / s ),   s = span_len.
+                 + (lam/2) ( ‖v‖^2 / ((L-1) s) + m ‖a‖^2 / s + n ‖b‖^2 / s ),   s = span_len.
 
 :func:`solve` minimises this with Newton's method and an exact Hessian to machine precision;
 :func:`solve_full` minimises the original problem over every token's weights with SciPy, an
