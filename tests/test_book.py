@@ -64,3 +64,10 @@ def test_colab_badge_links_the_chapter_and_its_student_notebook(tmp_path):
     base = "https://colab.research.google.com/github/o/r/blob/dev/notebooks"
     assert f'href="{base}/01_x.ipynb"' in html
     assert f'href="{base}/student/01_x.ipynb"' in html
+    # and both as downloads, relative to the page, copied into the built book at the end
+    assert 'href="../_notebooks/01_x.ipynb" download' in html
+    assert 'href="../_notebooks/student/01_x.ipynb" download' in html
+    app.outdir = str(tmp_path / "html")
+    app.builder = SimpleNamespace(format="html")
+    colab_badge.copy_notebooks(app, None)
+    assert (tmp_path / "html" / "_notebooks" / "student" / "01_x.ipynb").read_text() == "{}"
