@@ -29,6 +29,8 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.device": "where computations run (`get_device`) and how big they are "
         "(compute tiers)",
         "overshadow_lab.paths": "where the data, the caches and the results live",
+        "overshadow_lab.configs": "configuration dataclasses: keyword overrides checked in one "
+        "place",
         "overshadow_lab.records": "results on disk: atomic writes, provenance, the code hash, "
         "recorded results",
         "overshadow_lab.metrics": "recall rate RR, hallucination rate HR and R = HR / RR",

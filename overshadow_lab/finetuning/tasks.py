@@ -41,12 +41,13 @@ import math
 import numbers
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from overshadow_lab.configs import override
 from overshadow_lab.finetuning.tokenizers import (
     WordTokenizer,
     count_tokens,
@@ -472,14 +473,7 @@ def make_task(
     Raises ValueError naming the limit and the fix when P, L or span_len cannot be met.
     """
     cfg = task if isinstance(task, TaskConfig) else TaskConfig(task=task)
-    if overrides:
-        unknown = [k for k in overrides if k not in TaskConfig.__dataclass_fields__]
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {', '.join(unknown)}; TaskConfig takes "
-                f"{', '.join(TaskConfig.__dataclass_fields__)}"
-            )
-        cfg = replace(cfg, **overrides)
+    cfg = override(cfg, overrides, "parameter")
     _validate(cfg)
     tok = tokenizer if tokenizer is not None else WordTokenizer()
     m, n = cfg.m, int(cfg.n)

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from overshadow_lab.configs import override
+
 POSITIONS = ("end", "middle", "start", "random")
 
 
@@ -251,14 +253,7 @@ def make_knowledge_sets(config: SyntheticConfig | None = None, **overrides: Any)
     Raises ValueError (naming the limit and the fix) for inconsistent parameters.
     """
     cfg = config if config is not None else SyntheticConfig()
-    if overrides:
-        unknown = [k for k in overrides if k not in SyntheticConfig.__dataclass_fields__]
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {', '.join(unknown)}; SyntheticConfig takes "
-                f"{', '.join(SyntheticConfig.__dataclass_fields__)}"
-            )
-        cfg = replace(cfg, **overrides)
+    cfg = override(cfg, overrides, "parameter")
     validate_config(cfg)
     ids, vocab_size = _vocab_ids(cfg.vocab)
     rng = np.random.default_rng(int(cfg.seed))

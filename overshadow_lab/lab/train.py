@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from overshadow_lab.configs import override
 from overshadow_lab.device import get_device
 from overshadow_lab.metrics import answer_matches
 
@@ -296,14 +297,7 @@ def train_model(model, sets, config: TrainConfig | None = None, **overrides: Any
     Returns a :class:`TrainResult` (the trained model is ``result.model``).
     """
     cfg = config if config is not None else TrainConfig()
-    if overrides:
-        unknown = [k for k in overrides if k not in TrainConfig.__dataclass_fields__]
-        if unknown:
-            raise ValueError(
-                f"unknown training option(s) {', '.join(unknown)}; TrainConfig takes "
-                f"{', '.join(TrainConfig.__dataclass_fields__)}"
-            )
-        cfg = replace(cfg, **overrides)
+    cfg = override(cfg, overrides, "training option")
     _validate(cfg)
     device = get_device(cfg.device)
     model.to(device)
