@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import platformdirs
@@ -111,8 +112,6 @@ def _git(*args: str) -> str | None:
     root = repo_root()
     if root is None:
         return None
-    import subprocess
-
     try:
         out = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
