@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from overshadow_lab.device import get_device
 from overshadow_lab.paths import CorruptCacheError, cache_dir, check_cached, file_sha256
 
 
@@ -127,7 +128,6 @@ def _dtype(dtype):
 
 
 def _finish(model, tokenizer, device):
-    from overshadow_lab.device import get_device
 
     model = model.to(get_device(device)).eval()
     if tokenizer.pad_token_id is None:

@@ -104,6 +104,8 @@ def provenance(device: str | None = None, wall_seconds: float | None = None) -> 
     ``device`` is the torch device the work ran on (default: :func:`overshadow_lab.device.get_device`);
     ``wall_seconds`` the time it took, when known.
     """
+    # Deferred on purpose, the one such place here: writing a table must not load torch, and the
+    # package's __init__ imports this module's neighbours.
     import torch
     import transformers
 

@@ -74,8 +74,17 @@ def _snapshot(path: Path) -> dict[str, bytes] | str:
     return {p.relative_to(path.parent).as_posix(): p.read_bytes() for p in files}
 
 
-def _selected(exercises: Iterable[str] | None, chapter: str | None) -> list[str]:
+def _registry() -> dict:
+    """The exercises, imported on first use, the one deferred import here: the chapters' checks
+    bring torch and the lab, which the sandbox's own machinery (and ``grade --help``) need not
+    load."""
     from overshadow_lab.exercises import REGISTRY
+
+    return REGISTRY
+
+
+def _selected(exercises: Iterable[str] | None, chapter: str | None) -> list[str]:
+    REGISTRY = _registry()
 
     names = list(exercises or [])
     unknown = [n for n in names if n not in REGISTRY]
@@ -133,7 +142,7 @@ def _check_out(out: Path, columns: list[str]) -> None:
 
 def _row(name: str, report: Report, names: list[str], columns: list[str]) -> dict:
     """The score row of one submission, judged here from the plain data it sent."""
-    from overshadow_lab.exercises import REGISTRY
+    REGISTRY = _registry()
 
     graded = names
     if not names:  # no selection: the whole chapters of the exercises this submission defines
@@ -193,7 +202,7 @@ def grade(
     """
     from tqdm import tqdm
 
-    from overshadow_lab.exercises import REGISTRY
+    REGISTRY = _registry()
 
     if not (isinstance(timeout, (int, float)) and 0 < timeout <= MAX_TIMEOUT):
         raise ValueError(

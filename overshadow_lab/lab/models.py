@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from overshadow_lab.lab.data import EvalSet, KnowledgeSets, SyntheticConfig
+
 # hidden size, layers, heads; intermediate = 4 * hidden (as in Pythia)
 SIZES: dict[str, dict] = {
     "pico": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2},
@@ -184,8 +186,6 @@ def load_sets(directory: str | Path):
     """The knowledge sets saved by :func:`save_run` in ``directory``, or None if none were saved
     (reads only ``knowledge_sets.json``, not the model)."""
     import json
-
-    from overshadow_lab.lab.data import EvalSet, KnowledgeSets, SyntheticConfig
 
     f = Path(directory) / "knowledge_sets.json"
     if not f.is_file():

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from overshadow_lab.configs import override
 from overshadow_lab.device import get_device
+from overshadow_lab.lab import neox
 from overshadow_lab.metrics import answer_matches
 
 RULES = ("converge", "epochs")
@@ -268,7 +269,6 @@ def lm_loss(model, batch: torch.Tensor, fast: bool | None = None) -> torch.Tenso
     ``fast=False`` always calls the model and ``F.cross_entropy`` on its logits. Both give the
     same loss and gradients up to float rounding (``tests/lab/test_train.py`` checks it).
     """
-    from overshadow_lab.lab import neox
 
     inputs, targets = batch[:, :-1], batch[:, 1:].reshape(-1)
     if fast is None:

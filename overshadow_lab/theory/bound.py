@@ -449,6 +449,8 @@ def length_argument(
     one) and, for reference, ``nll_Ya_dom`` on the dominant prompts; plus the lab's RR and HR,
     the training steps and seconds. ``train_overrides`` go to :func:`overshadow_lab.lab.train.train_model`.
     """
+    # Deferred on purpose, the one such place here: the lab brings torch and transformers, which
+    # the bound's own algebra (numpy, sympy) does not need.
     from overshadow_lab.lab.data import make_knowledge_sets
     from overshadow_lab.lab.models import make_model
     from overshadow_lab.lab.train import train_model
