@@ -8,12 +8,10 @@ keywords and names, in one line, the fields that do not exist and those that do.
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from typing import Any, TypeVar
-
-C = TypeVar("C")
+from typing import Any
 
 
-def override(config: C, overrides: dict[str, Any], what: str = "parameter") -> C:
+def override(config: Any, overrides: dict[str, Any], what: str = "parameter") -> Any:
     """``config`` with ``overrides`` applied (``dataclasses.replace``); a ValueError naming the
     unknown keys and the fields the configuration takes when any key is not one of its fields."""
     if not overrides:
