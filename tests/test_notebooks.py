@@ -203,6 +203,8 @@ def test_code_block_directive_becomes_a_fence(book):
         ("{term}`overshadowing`", "overshadowing"),
         ("{cite:year}`doe2020`", "2020"),
         ("{cite:author}`smith2019`", "Smith et al."),
+        ("{glue:text}`r_at_p10`", "`r_at_p10`"),
+        ("{glue}`slope:.2f`", "`slope`"),
     ],
 )
 def test_inline_roles(book, role, expected):

@@ -15,7 +15,10 @@ text. `Converter.convert` rewrites one Markdown cell of a chapter into plain Mar
   "Zhang et al. (2025)"), collected for the reference list that
   `colab_citations.Bibliography.references` writes;
 * ``{doc}``, ``{ref}``, ``{numref}``, ``{prf:ref}`` and ``{eq}`` become links to the rendered
-  page of the book (``Book.pages_url``).
+  page of the book (``Book.pages_url``);
+* glued numbers (``{glue:text}`name```) become the name in code, ``name``: the notebook has no
+  outputs yet, and on Colab `overshadow_lab.claims.glue` prints ``name = value`` in the cell
+  that computes it, so the reader finds the value under the same name.
 
 Parsing is myst-parser's own markdown-it configuration with the book's extensions, so a
 directive is exactly what the book build sees as one. The rewrite splices the source: block
@@ -51,6 +54,7 @@ PRF_KINDS = {
     "theorem", "lemma", "definition", "assumption", "corollary", "proposition", "remark",
     "example", "conjecture", "axiom", "criterion", "observation", "property", "algorithm",
 }  # fmt: skip
+GLUE_ROLES = {"glue", "glue:", "glue:any", "glue:text", "glue:md"}
 CITE_ROLES = {"cite", "cite:p", "cite:ps", "cite:t", "cite:ts", "cite:year", "cite:author"}
 CODE_ROLES = {"code", "literal", "command", "file", "samp", "envvar", "program", "option"}
 LINK_ROLES = {"doc", "ref", "numref", "prf:ref", "eq"}
@@ -430,6 +434,8 @@ class Converter:
             return self._link(name, content)
         if name == "math":
             return f"${content}$"
+        if name in GLUE_ROLES:
+            return f"`{content.split(':', 1)[0].strip()}`"
         if name in CODE_ROLES or name.startswith("py:") or name in ("func", "class", "meth", "mod"):
             return f"`{content}`"
         if name in ("sub", "sup", "kbd"):
