@@ -79,6 +79,7 @@ from overshadow_lab.finetuning.gpu_tier import (  # noqa: E402
     PaperScale,
     gpu_tier_plan,
     merge_parts,
+    paper_scale_problems,
     paper_scale_runs,
     run_paper_scale,
     run_plan,
@@ -198,10 +199,14 @@ def paper_scale(args, device: str | None) -> int:
         device=device,
         tier="cpu" if tiny else "gpu",
     )
+    problems = paper_scale_problems(table) if not table.empty else ["no run finished"]
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
     wall = time.perf_counter() - t0
     prov = provenance(device=device, wall_seconds=wall)
     prov.update(
         plan="paper-scale",
+        problems=problems,
         scale=args.scale,
         settings=asdict(scale),
         planned_runs=len(paper_scale_runs(scale)),

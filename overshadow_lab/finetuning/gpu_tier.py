@@ -359,6 +359,36 @@ def paper_scale_table(
     return table
 
 
+def paper_scale_problems(table: pd.DataFrame) -> list[str]:
+    """What is wrong with a table of :func:`paper_scale_table` (an empty list when nothing is).
+
+    Checks what the comparison rests on: the columns are there, rates are fractions, every
+    equal-exposure run showed each statement exactly its budget of times, and every size of a
+    protocol and seed trained on the same corpus (same P, L, sets and vocabulary).
+    """
+    need = {"protocol", "size", "seed", "S", "RR", "HR", "R", "steps", "exposure", "mfu"}
+    missing = sorted(need - set(table.columns))
+    if missing:
+        return [f"missing column(s): {', '.join(missing)}"]
+    problems = []
+    for col in ("RR", "HR"):
+        bad = table[(table[col] < 0) | (table[col] > 1)]
+        if len(bad):
+            problems.append(f"{col} outside [0, 1] in {len(bad)} row(s)")
+    for name, part in table.groupby("protocol"):
+        if str(name).startswith("exposure-"):
+            budget = float(str(name).removeprefix("exposure-"))
+            off = part[(part.exposure - budget).abs() > 1e-9]
+            if len(off):
+                problems.append(
+                    f"{name}: {len(off)} run(s) did not show each statement {budget:g} times"
+                )
+        corpus = part[["P", "L", "n_sets", "vocab"]].drop_duplicates()
+        if len(corpus) > 1:
+            problems.append(f"{name}: the sizes trained on different corpora")
+    return problems
+
+
 def log10_span(values: Sequence[float]) -> float:
     """Orders of magnitude spanned by positive values (``log10(max / min)``): how far the size
     sweep's parameter counts S reach, the axis the GPU tier exists to extend."""

@@ -16,12 +16,19 @@ from overshadow_lab.finetuning.gpu_tier import (
     gpu_tier_plan,
     log10_span,
     merge_parts,
+    paper_scale_problems,
     paper_scale_runs,
     run_paper_scale,
     run_plan,
     shard_of,
 )
-from overshadow_lab.records import load_or_compute, load_recorded, provenance, save_recorded
+from overshadow_lab.records import (
+    RECORDED_DIR,
+    load_or_compute,
+    load_recorded,
+    provenance,
+    save_recorded,
+)
 
 
 def test_recorded_results_round_trip_and_missing_is_none(tmp_path):
@@ -114,6 +121,15 @@ def test_paper_scale_runs_tiny_gives_each_size_the_same_exposure_and_resumes(tmp
     fixed = table[table.protocol == "exposure-2"]
     assert sorted(fixed["size"]) == ["nano", "pico"] and set(fixed.exposure) == {2.0}
     assert table.mfu.isna().all()  # a CPU has no peak to compare with
+    assert paper_scale_problems(table) == []
+    broken = table.copy()
+    broken.loc[broken.protocol == "exposure-2", "exposure"] = 1.5
+    broken.loc[0, "HR"] = 1.5
+    assert paper_scale_problems(broken) == [
+        "HR outside [0, 1] in 1 row(s)",
+        "exposure-2: 2 run(s) did not show each statement 2 times",
+    ]
+    assert paper_scale_problems(table.drop(columns="mfu")) == ["missing column(s): mfu"]
     mtime = out.stat().st_mtime_ns
     again = run_paper_scale(TINY_SCALE, out, budget_s=600, device="cpu", tier="cpu")
     assert out.stat().st_mtime_ns == mtime and len(again) == len(table)
@@ -132,3 +148,19 @@ def test_paper_scale_budget_starts_no_run_that_would_not_fit(tmp_path):
     )
     assert 0 < len(table) < len(paper_scale_runs(TINY_SCALE))
     assert table.attrs["skipped"] == len(paper_scale_runs(TINY_SCALE)) - len(table)
+
+
+def test_recorded_gpu_tier_table_when_present_is_sound_and_has_provenance():
+    """Once a GPU run is committed (overshadow_lab/recorded/finetune_gpu_tier.*), its table must
+    pass the same checks as a fresh one and say where it came from; until then nothing is
+    recorded and the chapter says so."""
+    recorded = load_recorded("finetune_gpu_tier")
+    if recorded is None:
+        assert not (RECORDED_DIR / "finetune_gpu_tier.json").exists()
+        return
+    table, prov = recorded
+    assert paper_scale_problems(table) == []
+    assert prov["gpus"] and prov["plan"] == "paper-scale"
+    assert prov["wall_seconds"] <= 8 * 60
+    for key in ("torch", "transformers", "commit", "benchmark", "settings"):
+        assert prov.get(key) is not None, key
