@@ -75,6 +75,7 @@ import pandas as pd  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 
 from overshadow_lab.finetuning.gpu_tier import (  # noqa: E402
+    DEFAULT_BUDGET_S,
     TINY_SCALE,
     PaperScale,
     gpu_tier_plan,
@@ -113,7 +114,8 @@ def parse_args(argv=None):
         "--budget-s",
         type=float,
         default=None,
-        help="wall-clock seconds for the whole command (default 450 on a GPU): seeds and the "
+        help=f"wall-clock seconds for the whole command (default {DEFAULT_BUDGET_S:g} on a GPU): "
+        "seeds and the "
         "compiled benchmark are added only while they fit",
     )
     p.add_argument("--sizes", default=None, help="comma list of sizes (default: 70M, 160M, 410M)")
@@ -185,7 +187,7 @@ def _benchmark(names: list[str], tiny: bool, device: str | None, left: float) ->
 def paper_scale(args, device: str | None) -> int:
     t0 = time.perf_counter()
     tiny = args.scale == "tiny"
-    budget = args.budget_s if args.budget_s is not None else (60.0 if tiny else 450.0)
+    budget = args.budget_s if args.budget_s is not None else (60.0 if tiny else DEFAULT_BUDGET_S)
     scale = _scale(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,10 @@ from overshadow_lab.lab.sweep import append_row, config_hash, read_results, run_
 from overshadow_lab.lab.train import epoch_steps
 from overshadow_lab.loading import load_model
 
+#: Seconds the one-command GPU tier may take, benchmark included (issue 13: at most 8 minutes
+#: on one H200, Python's start and the writing of results beside it).
+DEFAULT_BUDGET_S = 450.0
+
 GPU_TIER_TASKS = ("event-time", "negation", "logical", "math", "knowledge-conflict")
 
 
