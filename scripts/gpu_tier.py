@@ -82,6 +82,7 @@ from overshadow_lab.finetuning.gpu_tier import (  # noqa: E402
     merge_parts,
     paper_scale_problems,
     paper_scale_runs,
+    paper_scale_table,
     run_paper_scale,
     run_plan,
 )
@@ -194,13 +195,19 @@ def paper_scale(args, device: str | None) -> int:
     names = ["unpacked", "fused"] if tiny else list(BENCHMARK_SECONDS)
     bench = [] if args.no_benchmark else _benchmark(names, tiny, device, min(150.0, budget / 3))
     left = budget - (time.perf_counter() - t0) - 15.0  # leave time to write the results
-    table = run_paper_scale(
-        scale,
-        out / "runs.csv",
-        budget_s=left,
-        device=device,
-        tier="cpu" if tiny else "gpu",
-    )
+    error = None
+    try:
+        table = run_paper_scale(
+            scale,
+            out / "runs.csv",
+            budget_s=left,
+            device=device,
+            tier="cpu" if tiny else "gpu",
+        )
+    except Exception as err:  # noqa: BLE001 - keep what finished, say what broke, exit non-zero
+        error = f"{type(err).__name__}: {err}"[:1000]
+        print(f"error: the sweep stopped: {error}", file=sys.stderr)
+        table = paper_scale_table(out / "runs.csv", scale, device=device)
     problems = paper_scale_problems(table) if not table.empty else ["no run finished"]
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -208,6 +215,7 @@ def paper_scale(args, device: str | None) -> int:
     prov = provenance(device=device, wall_seconds=wall)
     prov.update(
         plan="paper-scale",
+        error=error,
         problems=problems,
         scale=args.scale,
         settings=asdict(scale),
@@ -228,7 +236,7 @@ def paper_scale(args, device: str | None) -> int:
         cols = ["protocol", "size", "S", "RR", "HR", "R", "sub_acc", "exposure", "mfu"]
         summary = table[cols].groupby(["protocol", "size"], sort=False).mean(numeric_only=True)
         print(summary.round(3).to_string())
-    return 0
+    return 0 if error is None else 1
 
 
 def full_plan(args, rank: int, world: int, device: str | None, barrier) -> int:

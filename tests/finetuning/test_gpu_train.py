@@ -152,3 +152,21 @@ def test_benchmark_script_prints_tokens_per_second_and_says_mfu_is_not_for_cpus(
     assert [r["variant"] for r in results] == ["unpacked", "fused"]
     assert all(r["tokens_per_s"] > 0 for r in results)
     assert gpu_train.main(["--variants", "warp-drive", "--device", "cpu"]) == 2
+
+
+def test_paper_scale_tier_keeps_finished_runs_and_records_the_error_when_a_run_fails(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("OVERSHADOW_TIER", "cpu")  # main() sets it when unset; keep it local
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import gpu_tier
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "tier"
+    argv = ["--scale", "tiny", "--sizes", "pico,warp-drive", "--no-benchmark", "--out", str(out)]
+    assert gpu_tier.main(argv) == 1
+    table = pd.read_csv(out / "finetune_gpu_tier.csv")
+    assert set(table["size"]) == {"pico"}
+    prov = json.loads((out / "finetune_gpu_tier.json").read_text())
+    assert "warp-drive" in prov["error"] and prov["benchmark"] == []
