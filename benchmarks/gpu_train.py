@@ -24,14 +24,8 @@ import json
 import sys
 
 from overshadow_lab.device import get_device
-from overshadow_lab.finetuning.speed import benchmark_training
-
-VARIANTS = {
-    "unpacked": {"packing": False, "fused": True, "compile": False},
-    "baseline": {"packing": True, "fused": False, "compile": False},
-    "fused": {"packing": True, "fused": True, "compile": False},
-    "compile": {"packing": True, "fused": True, "compile": True},
-}
+from overshadow_lab.finetuning.speed import BENCHMARK_VARIANTS as VARIANTS
+from overshadow_lab.finetuning.speed import benchmark_variants
 
 
 def parse_args(argv=None):
@@ -89,7 +83,8 @@ def main(argv=None) -> int:
         return 2
     results = []
     for name in names:
-        r = benchmark_training(
+        (r,) = benchmark_variants(
+            [name],
             size=size,
             vocab_size=vocab,
             seq_len=seq_len,
@@ -99,9 +94,7 @@ def main(argv=None) -> int:
             device=str(dev),
             peak=args.peak_flops,
             gradient_checkpointing=args.gradient_checkpointing,
-            **VARIANTS[name],
         )
-        r["variant"] = name
         results.append(r)
         mfu = f"MFU {100 * r['mfu']:5.1f}%" if r["mfu"] == r["mfu"] else "MFU n/a (no GPU peak)"
         print(

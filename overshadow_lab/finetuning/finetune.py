@@ -1,7 +1,7 @@
 """Fine-tuning a model on one task family, and training small models over a grid of tasks.
 
-Used by the chapter "Fine-tuning experiments on GPU" and by the GPU tier
-(:mod:`overshadow_lab.finetuning.gpu_tier`):
+Used by the chapter "Natural-language tasks and fine-tuning", by the law chapter, and by the
+GPU tier (:mod:`overshadow_lab.finetuning.gpu_tier`):
 
 * :func:`finetune_task`: load a model by any name (:func:`overshadow_lab.loading.load_model`:
   a short name such as ``"smollm2-135m-instruct"``, which works offline, a hub id online, a lab

@@ -1,6 +1,16 @@
-"""The GPU tier as a plan of runs that N processes share, and the merge of their parts.
+"""The GPU tier: the lab's size comparison at the paper's scale, and the full plan of runs.
 
-``scripts/gpu_tier.py`` runs it on one GPU or many (``accelerate launch``): :func:`gpu_tier_plan`
+**At the paper's scale, on one GPU in minutes** (:func:`paper_scale_runs`, :func:`run_paper_scale`;
+issue 13 item 6): GPT-NeoX models of the Pythia shapes (70M, 160M, 410M parameters at Pythia's
+vocabulary of 50,304 tokens) trained from scratch on the lab's synthetic corpus (P = 5, L = 5,
+100 sets) with the lab's own trainer, every size given the same exposure (``rule="epochs"``: the
+same passes over the same corpus, see :mod:`overshadow_lab.finetuning.exposure`), beside the
+lab's recall rule for comparison. A wall-clock budget decides how many seeds fit: runs go seed
+by seed (every size and protocol of seed 0 first), and a run is started only when its expected
+time fits what is left. ``scripts/gpu_tier.py`` runs it and records the table with provenance
+and the throughput of ``benchmarks/gpu_train.py`` (tokens/s, MFU).
+
+**The full plan, on one GPU or many** (``accelerate launch``): :func:`gpu_tier_plan`
 lists the runs (the lab's size sweep, the same protocol from pretrained checkpoints, fine-tuning
 on every task family and P), every process takes its share by rank (:func:`shard_of`,
 :func:`run_plan`: the runs are independent, so no gradients are exchanged) and writes its own
@@ -11,17 +21,27 @@ recorded with its provenance through :mod:`overshadow_lab.records`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from overshadow_lab.finetuning.exposure import corpus_size, statement_exposure
 from overshadow_lab.finetuning.finetune import finetune_task
+from overshadow_lab.finetuning.speed import model_flops_utilization, peak_flops
 from overshadow_lab.hub import hub_reachable
-from overshadow_lab.lab.sweep import append_row, config_hash, run_sweep
+from overshadow_lab.lab.models import SIZES, size_parameters
+from overshadow_lab.lab.sweep import append_row, config_hash, read_results, run_sweep
+from overshadow_lab.lab.train import epoch_steps
 from overshadow_lab.loading import load_model
+
+#: Seconds the one-command GPU tier may take, benchmark included (issue 13: at most 8 minutes
+#: on one H200, Python's start and the writing of results beside it).
+DEFAULT_BUDGET_S = 450.0
 
 GPU_TIER_TASKS = ("event-time", "negation", "logical", "math", "knowledge-conflict")
 
@@ -181,6 +201,196 @@ def merge_parts(out_dir: str | Path) -> dict[str, pd.DataFrame]:
         if frames:
             tables[kind] = pd.concat(frames, ignore_index=True)
     return tables
+
+
+# ------------------------------------------------------------------------------------------
+# The size comparison at the paper's scale
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaperScale:
+    """Settings of the size comparison at the paper's scale (each documented where it differs).
+
+    ``protocols`` maps a label to the lab's training settings: ``"exposure-<E>"`` trains every
+    size for the same ``E`` epochs (equal exposure; the paper trained 40 epochs), ``"recall"``
+    stops at RR >= 0.95 as the CPU chapters' recall rule does, capped at the largest budget.
+    """
+
+    sizes: tuple[str, ...] = ("pythia-70m", "pythia-160m", "pythia-410m")
+    epochs: tuple[int, ...] = (10, 40)
+    recall: bool = True
+    seeds: int = 3
+    n_sets: int = 100  # the paper's 100 sets per setting
+    vocab: int = 50304  # Pythia's vocabulary, so S matches the released models' sizes
+    lr: float = 1e-3  # the lab's gpu tier (TIER_OVERRIDES["gpu"]); the paper's 1e-5 fine-tunes
+    batch_size: int = 64  # the lab's gpu tier
+    eval_every: int = 10  # recall checks of the recall rule: once an epoch at 100 sets
+
+    def protocols(self) -> dict[str, dict]:
+        out = {f"exposure-{e}": {"rule": "epochs", "epochs": int(e)} for e in self.epochs}
+        if self.recall:
+            statements = self.n_sets * 6  # P * n + n statements per set, at P = 5 and n = 1
+            cap = epoch_steps(statements, self.batch_size, max(self.epochs))
+            out["recall"] = {
+                "rule": "converge",
+                "max_steps": max(cap, self.eval_every),
+                "eval_every": self.eval_every,
+            }
+        return out
+
+
+#: The CPU-sized stand-in of :class:`PaperScale` that the tests run (same code paths).
+TINY_SCALE = PaperScale(
+    sizes=("pico", "nano"),
+    epochs=(2,),
+    recall=True,
+    seeds=1,
+    n_sets=8,
+    vocab=200,
+    lr=3e-3,
+    batch_size=16,
+    eval_every=2,
+)
+
+
+def paper_scale_runs(scale: PaperScale) -> list[dict]:
+    """The runs of the comparison in the order they are run: seed by seed, then protocol, size.
+
+    Each is ``{"protocol", "size", "seed", "fixed"}`` where ``fixed`` are the settings passed
+    to :func:`overshadow_lab.lab.sweep.run_sweep`.
+    """
+    if scale.seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {scale.seeds}")
+    if not scale.sizes:
+        raise ValueError("sizes is empty: name at least one size (e.g. 'pythia-70m')")
+    common = {
+        "P": 5,
+        "L": 5,
+        "n_sets": scale.n_sets,
+        "vocab": scale.vocab,
+        "lr": scale.lr,
+        "batch_size": scale.batch_size,
+    }
+    return [
+        {"protocol": name, "size": size, "seed": seed, "fixed": {**common, **settings}}
+        for seed in range(scale.seeds)
+        for name, settings in scale.protocols().items()
+        for size in scale.sizes
+    ]
+
+
+def run_paper_scale(
+    scale: PaperScale,
+    out: str | Path,
+    budget_s: float = 330.0,
+    device: str | None = None,
+    tier: str = "gpu",
+    clock: Callable[[], float] = time.perf_counter,
+) -> pd.DataFrame:
+    """Run :func:`paper_scale_runs` within ``budget_s`` seconds; return the results table.
+
+    A run starts only if the time it is expected to take (the same protocol and size in an
+    earlier seed, else the largest run seen so far scaled by parameters) fits in what is left of
+    the budget, so the command ends on time and a partial result still covers every size of the
+    seeds it reached. Results are appended to ``out`` (a lab results table: a re-run resumes).
+    The returned table has one row per run with ``protocol``, ``exposure`` (epochs run) and
+    ``mfu`` (of the training run itself, on a GPU with a known peak) added.
+    """
+    out = Path(out)
+    start = clock()
+    took: dict[tuple[str, str], float] = {}
+    per_param: list[float] = []
+    skipped = 0
+    for run in paper_scale_runs(scale):
+        key = (run["protocol"], run["size"])
+        if key in took:
+            expect = took[key]
+        elif per_param:
+            expect = max(per_param) * size_parameters(run["size"], scale.vocab)
+        else:
+            expect = 0.0
+        if clock() - start + expect > budget_s:
+            skipped += 1
+            continue
+        t0 = clock()
+        run_sweep(
+            "S",
+            values=[run["size"]],
+            seeds=[run["seed"]],
+            tier=tier,
+            out=out,
+            progress=False,
+            device=device,
+            workers=1,
+            **run["fixed"],
+        )
+        took[key] = clock() - t0
+        per_param.append(took[key] / size_parameters(run["size"], scale.vocab))
+    return paper_scale_table(out, scale, device=device, skipped=skipped)
+
+
+def paper_scale_table(
+    path: str | Path, scale: PaperScale, device: str | None = None, skipped: int = 0
+) -> pd.DataFrame:
+    """The results at ``path`` labelled by protocol, with exposure and the runs' own MFU."""
+    table = read_results(path)
+    if table.empty:
+        return table
+    rows = table.to_dict("records")
+    table = table.assign(
+        protocol=[
+            f"exposure-{int(r['epochs'])}" if r["rule"] == "epochs" else "recall" for r in rows
+        ],
+        exposure=[
+            statement_exposure(int(r["steps"]), corpus_size(r), int(r["batch_size"])) for r in rows
+        ],
+        tokens_per_s=table["tokens"] / table["seconds"],
+    )
+    # MFU counts the parameters in matrix products: all but the (untied) input embedding table
+    n_matmul = [
+        int(r["S"]) - int(r["vocab"]) * SIZES[r["size"]]["hidden_size"]
+        if r["size"] in SIZES
+        else int(r["S"])
+        for r in rows
+    ]
+    peak = peak_flops(device)
+    table["mfu"] = [
+        model_flops_utilization(n, float(t), peak)
+        for n, t in zip(n_matmul, table["tokens_per_s"], strict=True)
+    ]
+    table.attrs["skipped"] = skipped
+    return table
+
+
+def paper_scale_problems(table: pd.DataFrame) -> list[str]:
+    """What is wrong with a table of :func:`paper_scale_table` (an empty list when nothing is).
+
+    Checks what the comparison rests on: the columns are there, rates are fractions, every
+    equal-exposure run showed each statement exactly its budget of times, and every size of a
+    protocol and seed trained on the same corpus (same P, L, sets and vocabulary).
+    """
+    need = {"protocol", "size", "seed", "S", "RR", "HR", "R", "steps", "exposure", "mfu"}
+    missing = sorted(need - set(table.columns))
+    if missing:
+        return [f"missing column(s): {', '.join(missing)}"]
+    problems = []
+    for col in ("RR", "HR"):
+        bad = table[(table[col] < 0) | (table[col] > 1)]
+        if len(bad):
+            problems.append(f"{col} outside [0, 1] in {len(bad)} row(s)")
+    for name, part in table.groupby("protocol"):
+        if str(name).startswith("exposure-"):
+            budget = float(str(name).removeprefix("exposure-"))
+            off = part[(part.exposure - budget).abs() > 1e-9]
+            if len(off):
+                problems.append(
+                    f"{name}: {len(off)} run(s) did not show each statement {budget:g} times"
+                )
+        corpus = part[["P", "L", "n_sets", "vocab"]].drop_duplicates()
+        if len(corpus) > 1:
+            problems.append(f"{name}: the sizes trained on different corpora")
+    return problems
 
 
 def log10_span(values: Sequence[float]) -> float:

@@ -94,6 +94,37 @@ def pack_sequences(sequences: Sequence[Sequence[int]], length: int, sep: int = 0
     return torch.tensor(stream[: rows * length], dtype=torch.long).view(rows, length)
 
 
+#: The optimisations ``benchmarks/gpu_train.py`` times one at a time, each adding one to the last:
+#: one statement per row as the lab trains (``unpacked``), packed rows with plain AdamW
+#: (``baseline``), fused AdamW (``fused``), and ``torch.compile`` of the model (``compile``).
+BENCHMARK_VARIANTS: dict[str, dict[str, bool]] = {
+    "unpacked": {"packing": False, "fused": True, "compile": False},
+    "baseline": {"packing": True, "fused": False, "compile": False},
+    "fused": {"packing": True, "fused": True, "compile": False},
+    "compile": {"packing": True, "fused": True, "compile": True},
+}
+
+
+def benchmark_variants(names: Sequence[str] | None = None, **options) -> list[dict]:
+    """:func:`benchmark_training` of each named :data:`BENCHMARK_VARIANTS` entry, in order.
+
+    ``options`` are passed to every run (size, vocab_size, seq_len, steps, device ...). Each
+    result carries its ``variant``. Unknown names raise before anything runs.
+    """
+    names = list(BENCHMARK_VARIANTS) if names is None else list(names)
+    unknown = [n for n in names if n not in BENCHMARK_VARIANTS]
+    if unknown:
+        raise ValueError(
+            f"unknown variant(s) {', '.join(unknown)}; use {', '.join(BENCHMARK_VARIANTS)}"
+        )
+    results = []
+    for name in names:
+        result = benchmark_training(**options, **BENCHMARK_VARIANTS[name])
+        result["variant"] = name
+        results.append(result)
+    return results
+
+
 def benchmark_training(
     size: str = "pythia-160m",
     vocab_size: int = 50304,

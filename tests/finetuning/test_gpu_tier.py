@@ -1,21 +1,34 @@
-"""The GPU-tier plan, its shards, their CPU-sized run and merge, and its recorded results."""
+"""The GPU tier: the size comparison at the paper's scale (its plan, budget and a CPU-sized run),
+the full plan's shards, their run and merge, and recorded results."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
 
 from overshadow_lab.finetuning.gpu_tier import (
+    TINY_SCALE,
+    PaperScale,
     gpu_tier_plan,
     log10_span,
     merge_parts,
+    paper_scale_problems,
+    paper_scale_runs,
+    run_paper_scale,
     run_plan,
     shard_of,
 )
-from overshadow_lab.records import load_or_compute, load_recorded, provenance, save_recorded
+from overshadow_lab.records import (
+    RECORDED_DIR,
+    load_or_compute,
+    load_recorded,
+    provenance,
+    save_recorded,
+)
 
 
 def test_recorded_results_round_trip_and_missing_is_none(tmp_path):
@@ -79,3 +92,75 @@ def test_log10_span():
     assert log10_span([1e5, 1e7]) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="positive"):
         log10_span([0, 1])
+
+
+def test_paper_scale_plan_runs_pythia_shapes_seed_by_seed_at_equal_exposure():
+    scale = PaperScale()
+    assert scale.sizes == ("pythia-70m", "pythia-160m", "pythia-410m")
+    assert 40 in scale.epochs and scale.vocab == 50304 and scale.n_sets == 100
+    runs = paper_scale_runs(scale)
+    protocols = scale.protocols()
+    assert len(runs) == scale.seeds * len(protocols) * len(scale.sizes)
+    # every size and protocol of seed 0 come before any run of seed 1
+    first_seed1 = next(k for k, r in enumerate(runs) if r["seed"] == 1)
+    assert {(r["protocol"], r["size"]) for r in runs[:first_seed1]} == {
+        (p, s) for p in protocols for s in scale.sizes
+    }
+    # the recall rule is capped at the largest budget: 40 epochs of 600 statements in 64s
+    assert protocols["recall"]["max_steps"] == 40 * 10
+    assert protocols["exposure-40"] == {"rule": "epochs", "epochs": 40}
+    with pytest.raises(ValueError, match="seeds"):
+        paper_scale_runs(replace(scale, seeds=0))
+
+
+def test_paper_scale_runs_tiny_gives_each_size_the_same_exposure_and_resumes(tmp_path):
+    out = tmp_path / "runs.csv"
+    table = run_paper_scale(TINY_SCALE, out, budget_s=600, device="cpu", tier="cpu")
+    assert len(table) == len(paper_scale_runs(TINY_SCALE))
+    assert {"protocol", "exposure", "tokens_per_s", "mfu"} <= set(table.columns)
+    fixed = table[table.protocol == "exposure-2"]
+    assert sorted(fixed["size"]) == ["nano", "pico"] and set(fixed.exposure) == {2.0}
+    assert table.mfu.isna().all()  # a CPU has no peak to compare with
+    assert paper_scale_problems(table) == []
+    broken = table.copy()
+    broken.loc[broken.protocol == "exposure-2", "exposure"] = 1.5
+    broken.loc[0, "HR"] = 1.5
+    assert paper_scale_problems(broken) == [
+        "HR outside [0, 1] in 1 row(s)",
+        "exposure-2: 2 run(s) did not show each statement 2 times",
+    ]
+    assert paper_scale_problems(table.drop(columns="mfu")) == ["missing column(s): mfu"]
+    mtime = out.stat().st_mtime_ns
+    again = run_paper_scale(TINY_SCALE, out, budget_s=600, device="cpu", tier="cpu")
+    assert out.stat().st_mtime_ns == mtime and len(again) == len(table)
+
+
+def test_paper_scale_budget_starts_no_run_that_would_not_fit(tmp_path):
+    ticks = iter(range(0, 10_000, 10))  # every look at the clock: 10 more seconds
+
+    table = run_paper_scale(
+        TINY_SCALE,
+        tmp_path / "runs.csv",
+        budget_s=35,
+        device="cpu",
+        tier="cpu",
+        clock=lambda: float(next(ticks)),
+    )
+    assert 0 < len(table) < len(paper_scale_runs(TINY_SCALE))
+    assert table.attrs["skipped"] == len(paper_scale_runs(TINY_SCALE)) - len(table)
+
+
+def test_recorded_gpu_tier_table_when_present_is_sound_and_has_provenance():
+    """Once a GPU run is committed (overshadow_lab/recorded/finetune_gpu_tier.*), its table must
+    pass the same checks as a fresh one and say where it came from; until then nothing is
+    recorded and the chapter says so."""
+    recorded = load_recorded("finetune_gpu_tier")
+    if recorded is None:
+        assert not (RECORDED_DIR / "finetune_gpu_tier.json").exists()
+        return
+    table, prov = recorded
+    assert paper_scale_problems(table) == []
+    assert prov["gpus"] and prov["plan"] == "paper-scale"
+    assert prov["wall_seconds"] <= 8 * 60
+    for key in ("torch", "transformers", "commit", "benchmark", "settings"):
+        assert prov.get(key) is not None, key

@@ -7,8 +7,10 @@ import math
 import pytest
 
 from overshadow_lab.finetuning.speed import (
+    BENCHMARK_VARIANTS,
     PEAK_BF16_FLOPS,
     benchmark_training,
+    benchmark_variants,
     matmul_parameters,
     model_flops_utilization,
     pack_sequences,
@@ -59,3 +61,21 @@ def test_benchmark_training_reports_tokens_per_second_and_no_mfu_on_cpu(packing)
     assert r["seq_len"] == (32 if packing else 6)
     # same tokens per batch either way: 2 rows of 32 or 10 statements of 6 (rounded down)
     assert r["batch_size"] * r["seq_len"] <= 64
+
+
+def test_benchmark_variants_add_one_optimisation_at_a_time_and_reject_unknown_names():
+    assert list(BENCHMARK_VARIANTS) == ["unpacked", "baseline", "fused", "compile"]
+    assert BENCHMARK_VARIANTS["compile"] == {"packing": True, "fused": True, "compile": True}
+    with pytest.raises(ValueError, match="warp-drive"):
+        benchmark_variants(["fused", "warp-drive"])
+    (result,) = benchmark_variants(
+        ["unpacked"],
+        size="nano",
+        vocab_size=200,
+        seq_len=32,
+        batch_size=2,
+        steps=1,
+        warmup=0,
+        device="cpu",
+    )
+    assert result["variant"] == "unpacked" and result["layout"] == "unpacked"
