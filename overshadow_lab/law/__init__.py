@@ -13,6 +13,9 @@ slope (points of R per decade) and a critical value x_c where it reaches R = 0. 
   :func:`curvature_check`;
 * :mod:`~overshadow_lab.law.predict`: the paper's Eq. 5 (:func:`relative_prediction_error`),
   :func:`holdout_prediction` and :func:`predict_planned` ("predict before training");
+* :mod:`~overshadow_lab.law.transfer`: "predict before training" across tasks: a synthetic law
+  carried over to natural-language tasks (:func:`transfer_predictions`, keep the slope or refit)
+  beside constant, leave-one-task-out and oracle baselines, scored by :func:`score_transfer`;
 * :mod:`~overshadow_lab.law.query`: the tables the command line fits (``--where``,
   ``--group-by``, and the refusal of rows that mix configurations);
 * :mod:`~overshadow_lab.law.plot`: :func:`plot_law_fit` and :func:`log_axis`;
@@ -64,6 +67,14 @@ from overshadow_lab.law.query import (
     parse_where,
     select_rows,
 )
+from overshadow_lab.law.transfer import (
+    METHOD_LABELS,
+    METHODS,
+    score_transfer,
+    task_points,
+    transfer_predictions,
+    transfer_report,
+)
 
 # The plotting functions answer here but are imported on first use, in this one place: the
 # command line does not need their matplotlib import. (The re-analysis of the paper's figures
@@ -81,6 +92,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "METHODS",
+    "METHOD_LABELS",
     "MIN_BOOT",
     "MIN_DISTINCT_X",
     "SCHEMES",
@@ -115,6 +128,10 @@ __all__ = [
     "reanchor_law",
     "relative_prediction_error",
     "residual_resamples",
+    "score_transfer",
     "select_rows",
+    "task_points",
     "to_log",
+    "transfer_predictions",
+    "transfer_report",
 ]
