@@ -40,7 +40,14 @@ from overshadow_lab.law.bootstrap import (
     ci_coverage,
     residual_resamples,
 )
-from overshadow_lab.law.fit import LawFit, critical_value, fit_law, json_safe, reanchor_law
+from overshadow_lab.law.fit import (
+    LawFit,
+    critical_value,
+    fit_law,
+    json_safe,
+    law_from_dict,
+    reanchor_law,
+)
 from overshadow_lab.law.inputs import (
     MIN_BOOT,
     MIN_DISTINCT_X,
@@ -70,6 +77,7 @@ from overshadow_lab.law.query import (
 from overshadow_lab.law.transfer import (
     METHOD_LABELS,
     METHODS,
+    predict_tasks_at,
     score_transfer,
     task_points,
     transfer_predictions,
@@ -119,12 +127,14 @@ __all__ = [
     "fit_law_frame",
     "holdout_prediction",
     "json_safe",
+    "law_from_dict",
     "log_axis",
     "log_base_value",
     "loo_relative_error",
     "parse_where",
     "plot_law_fit",
     "predict_planned",
+    "predict_tasks_at",
     "reanchor_law",
     "relative_prediction_error",
     "residual_resamples",

@@ -240,6 +240,61 @@ def transfer_predictions(
     return pd.DataFrame(rows)
 
 
+def predict_tasks_at(
+    points: pd.DataFrame,
+    source: LawFit | Mapping[str, LawFit] | None,
+    x_new: float,
+    *,
+    methods: Sequence[str] = ("synthetic", "keep", "refit", "constant", "loto"),
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Each task's R at a planned ``x_new``, before any run there, with every task point known.
+
+    The same methods as :func:`transfer_predictions`, now using all of a task's points (there is
+    no target to hold out: nothing has been run at ``x_new``); ``oracle`` has no meaning here
+    and is refused. Returns one row per (task, method): predicted R, its interval at ``level``
+    and whether ``x_new`` lies outside the x values the method's line was fitted on.
+    """
+    methods = check_methods(methods)
+    level = check_level(level)
+    if "oracle" in methods:
+        raise ValueError("'oracle' needs the measured R at x_new; a planned value has none")
+    x0 = float(x_new)
+    if not (math.isfinite(x0) and x0 > 0):
+        raise ValueError(f"the planned x must be positive and finite, got {x_new!r}")
+    if source is None and any(m in NEEDS_SOURCE for m in methods):
+        raise ValueError(
+            "the methods 'synthetic' and 'keep' need the synthetic law: pass source=fit_law(...)"
+        )
+    df = points[["task", "x", "R"]].copy()
+    df["task"] = df["task"].astype(str)
+    rows = []
+    for name in dict.fromkeys(df["task"]):
+        mine = df["task"] == name
+        xs, ys = df.loc[mine, "x"].to_numpy(float), df.loc[mine, "R"].to_numpy(float)
+        src = source[name] if isinstance(source, Mapping) else source
+        rest = df[~mine]
+        loto_fit = _quiet_fit(rest["x"].to_numpy(float), rest["R"].to_numpy(float), level)
+        use = np.ones(xs.size, dtype=bool)  # every point of the task: none sits at x_new
+        for method in methods:
+            pred, lo, hi = _predict_one(method, src, xs, ys, x0, use, level, loto_fit)
+            fitted_on = {"synthetic": src.x if src is not None else xs}.get(method, xs)
+            if method == "loto":
+                fitted_on = rest["x"].to_numpy(float)
+            rows.append(
+                {
+                    "task": name,
+                    "x": x0,
+                    "method": method,
+                    "predicted": pred,
+                    "pi_lo": lo,
+                    "pi_hi": hi,
+                    "extrapolated": bool(x0 < fitted_on.min() or x0 > fitted_on.max()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def _task_means(pred: pd.DataFrame, column: str, tasks: list[str]) -> np.ndarray:
     """Per task: the mean of ``column`` over its scored points and how many there are."""
     ok = pred[np.isfinite(pred[column].astype(float))]
@@ -340,6 +395,7 @@ __all__ = [
     "METHOD_LABELS",
     "NEEDS_SOURCE",
     "check_methods",
+    "predict_tasks_at",
     "score_transfer",
     "task_points",
     "transfer_predictions",
