@@ -308,8 +308,10 @@ def _boot(sums_counts: np.ndarray, idx: np.ndarray, average: str) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         if average == "points":
             return s.sum(axis=1) / c.sum(axis=1)
-        per_task = np.where(c > 0, s / np.where(c > 0, c, 1), np.nan)
-        return np.nanmean(per_task, axis=1)
+        has = c > 0
+        per_task = np.where(has, s / np.where(has, c, 1), 0.0)
+        n = has.sum(axis=1)
+        return np.where(n > 0, per_task.sum(axis=1) / np.maximum(n, 1), np.nan)
 
 
 def _mean(sums_counts: np.ndarray, average: str) -> float:
