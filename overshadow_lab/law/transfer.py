@@ -337,7 +337,9 @@ def score_transfer(
     paper's 8.0% weighs its panels); ``"points"`` averages all points. The intervals at
     ``level`` resample whole tasks with replacement (``n_boot`` times). Returns one row per
     method: ``mean_rel_error``, ``rel_lo``, ``rel_hi``, ``coverage``, ``cov_lo``, ``cov_hi``,
-    ``mean_abs_error``, ``abs_lo``, ``abs_hi``, ``n_points``, ``n_zero`` (points with R = 0, left
+    ``mean_abs_error``, ``abs_lo``, ``abs_hi``, ``mean_width`` (of the prediction intervals, points
+    of R: a coverage near the level means little when the intervals span the whole 0-100%),
+    ``n_points``, ``n_zero`` (points with R = 0, left
     out of the relative error), ``n_missing`` (points the method could not predict) and
     ``n_tasks``.
     """
@@ -365,6 +367,10 @@ def score_transfer(
             key = {"rel": "mean_rel_error", "cov": "coverage", "abs": "mean_abs_error"}[name]
             row.update({key: _mean(sc, average), f"{name}_lo": float(lo), f"{name}_hi": float(hi)})
         predicted = np.isfinite(p["predicted"].astype(float))
+        widths = (p["pi_hi"] - p["pi_lo"]).astype(float)
+        row["mean_width"] = (
+            float(widths[np.isfinite(widths)].mean()) if predicted.any() else math.nan
+        )
         row.update(
             n_points=int(len(p)),
             n_zero=int((predicted & ~np.isfinite(p["rel_error"].astype(float))).sum()),

@@ -63,7 +63,7 @@ def test_a_seeded_synthetic_run_lands_inside_its_recorded_interval(script):
 
 def test_seeded_from_scratch_runs_land_inside_their_recorded_intervals(script):
     table, _ = _table("scratch")
-    spans = script.span_lengths(["negation", "event-time"])
-    for task, P, seed in [("negation", 8.0, 0), ("event-time", 4.0, 2)]:
+    spans = script.span_lengths(["gender", "event-time"])
+    for task, P, seed in [("gender", 16.0, 0), ("event-time", 4.0, 2)]:
         row = next(table[(table.task == task) & (table.P == P) & (table.seed == seed)].itertuples())
         _check_row(row, script.scratch_run(task, P, seed, spans[task]))

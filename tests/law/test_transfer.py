@@ -109,6 +109,8 @@ def test_scores_have_bootstrap_intervals_around_the_mean_and_count_zero_points()
             scores[col] <= scores[hi] + 1e-12
         ).all()
     assert scores.loc["keep", "n_zero"] == 1 and scores.loc["keep", "n_points"] == 20
+    keep = pred[pred.method == "keep"]
+    assert scores.loc["keep", "mean_width"] == pytest.approx((keep.pi_hi - keep.pi_lo).mean())
     assert np.isnan(pred.loc[(pred.x == 2.0) & (pred.task == "t0"), "rel_error"]).all()
 
 

@@ -21,12 +21,16 @@ def test_the_reference_prediction_passes(capsys):
 
 def test_a_vague_interval_fails_even_though_it_covers():
     with pytest.raises(ExerciseFailure, match="predicts almost nothing"):
-        check_transfer_prediction(50.0, -10.0, 110.0)
+        check_transfer_prediction(50.0, 5.0, 95.0)
+    # the ends are clipped to the 0-100% a rate can take before the width is measured
+    actual = ex.measured_held_out()
+    assert actual + 1 <= ex.MAX_WIDTH  # the recorded value this check is built on
+    assert check_transfer_prediction(actual, -50.0, actual + 1, quiet=True)
 
 
 def test_an_interval_that_misses_the_measured_value_fails_and_says_on_which_side():
     actual = ex.measured_held_out()
-    half = ex.width_limit() / 4
+    half = ex.MAX_WIDTH / 4
     centre = actual + 3 * half
     with pytest.raises(ExerciseFailure, match="measured R lies below"):
         check_transfer_prediction(centre, centre - half, centre + half)
