@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from overshadow_lab.law.fit import fit_law, reanchor_law
+from overshadow_lab.law.fit import LawFit, fit_law, reanchor_law
 from overshadow_lab.law.predict import loo_relative_error, relative_prediction_error
+from overshadow_lab.law.transfer import METHODS, score_transfer, transfer_predictions
 from overshadow_lab.paths import data_dir
 
 PAPER_FIGURES_FILE = "paper_law_figures.csv"
@@ -40,14 +41,24 @@ def paper_figures(path: str | Path | None = None) -> pd.DataFrame:
     df = pd.read_csv(path)
     missing = [c for c in PAPER_FIGURE_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(PAPER_FIGURE_COLUMNS)}")
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(PAPER_FIGURE_COLUMNS)}"
+        )
     return df
 
 
 # Table 3 of the law paper [B]: exact match (%) of decoding methods, as printed in the paper.
 # These are the paper's numbers (Llama-2-7b-chat and Mistral-7b), not measurements of ours.
 PAPER_TABLE3_LABEL = "paper (Zhang et al. 2025, Table 3)"
-PAPER_TABLE3_COLUMNS = ("proverb", "translate", "hate", "science", "NQ-Swap", "Overshadow time", "syn")
+PAPER_TABLE3_COLUMNS = (
+    "proverb",
+    "translate",
+    "hate",
+    "science",
+    "NQ-Swap",
+    "Overshadow time",
+    "syn",
+)
 _PAPER_TABLE3_ROWS = (
     ("Llama-2-7b-chat", "greedy", (28.8, 47.5, 9.0, 33.4, 8.5, 41.4, 20.8)),
     ("Llama-2-7b-chat", "DoLa", (32.5, 50.9, 10.0, 33.0, 13.8, 53.6, 31.8)),
@@ -59,8 +70,10 @@ _PAPER_TABLE3_ROWS = (
 
 def paper_table3() -> pd.DataFrame:
     """Table 3 of [B] (EM in percent): one row per (model, method), one column per task."""
-    rows = [{"model": m, "method": meth, **dict(zip(PAPER_TABLE3_COLUMNS, vals, strict=True))}
-            for m, meth, vals in _PAPER_TABLE3_ROWS]
+    rows = [
+        {"model": m, "method": meth, **dict(zip(PAPER_TABLE3_COLUMNS, vals, strict=True))}
+        for m, meth, vals in _PAPER_TABLE3_ROWS
+    ]
     return pd.DataFrame(rows)
 
 
@@ -167,3 +180,88 @@ def transfer_table(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _panel(task: str, model: str, factor: str) -> str:
+    return f"{task} ({model}, {factor})"
+
+
+def fig3_points(paper: pd.DataFrame) -> pd.DataFrame:
+    """The Fig. 3 points as transfer points: one row per point, ``task`` naming its panel.
+
+    Columns ``task`` (``"<task> (<model>, <factor>)"``), ``factor``, ``x``, ``R`` (observed) and
+    ``law_R`` (the paper's own law line at that point).
+    """
+    f3 = paper[paper["figure"] == "fig3"]
+    return pd.DataFrame(
+        {
+            "task": [_panel(t, m, f) for t, m, f in zip(f3.task, f3.model, f3.factor, strict=True)],
+            "factor": f3["factor"].to_numpy(),
+            "x": f3["x"].to_numpy(float),
+            "R": f3["observed_R_pct"].to_numpy(float),
+            "law_R": f3["law_R_pct"].to_numpy(float),
+        }
+    )
+
+
+def fig3_sources(
+    paper: pd.DataFrame, source_map: Mapping[tuple[str, str], tuple[str, str]] | None = None
+) -> dict[str, LawFit]:
+    """Each Fig. 3 panel's synthetic law: our fit of the Fig. 2 panel :data:`FIG3_SOURCE` names."""
+    source_map = FIG3_SOURCE if source_map is None else source_map
+    fig2 = paper[paper["figure"] == "fig2"]
+    out = {}
+    for (task, factor, model), _ in paper[paper["figure"] == "fig3"].groupby(
+        ["task", "factor", "model"], sort=False
+    ):
+        src_factor, src_model = source_map[(factor, model)]
+        src = fig2[(fig2["factor"] == src_factor) & (fig2["model"] == src_model)]
+        out[_panel(task, model, factor)] = fit_law(src["x"], src["observed_R_pct"])
+    return out
+
+
+def fig3_in_sample(paper: pd.DataFrame) -> dict[str, float]:
+    """Eq. 5 on the Fig. 3 points for lines that have seen every point (means over panels).
+
+    ``paper_line``: the paper's own law lines; ``refit``: our least-squares line per panel;
+    ``panel_mean``: each panel's mean R, a flat line. None of them predicts anything unseen:
+    they say how close a line *can* come, the frame in which to read the paper's 8.0%.
+    """
+    pts = fig3_points(paper)
+    out = {"paper_line": [], "refit": [], "panel_mean": []}
+    for _, g in pts.groupby("task", sort=False):
+        y = g["R"].to_numpy(float)
+        out["paper_line"].append(np.mean(relative_prediction_error(g["law_R"], y)))
+        out["refit"].append(
+            np.mean(relative_prediction_error(fit_law(g["x"], y).predict(g["x"]), y))
+        )
+        out["panel_mean"].append(np.mean(relative_prediction_error(np.full(y.size, y.mean()), y)))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def fig3_transfer(
+    paper: pd.DataFrame,
+    *,
+    methods=METHODS,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The transfer pipeline (:mod:`overshadow_lab.law.transfer`) on the paper's Fig. 3.
+
+    Every point is predicted without its panel's points at that x, each panel's synthetic law
+    being its :func:`fig3_sources` fit; leave-one-task-out pools the other panels *of the same
+    factor* (x is a ratio for P and L and a size for S). Returns ``(predictions, scores)``, the
+    scores averaged over panels (as the paper's 8.0% is) with bootstrap intervals over panels.
+    """
+    pts = fig3_points(paper)
+    sources = fig3_sources(paper)
+    pred = pd.concat(
+        [
+            transfer_predictions(g, sources, methods=methods, level=level).assign(factor=factor)
+            for factor, g in pts.groupby("factor", sort=False)
+        ],
+        ignore_index=True,
+    )
+    scores = score_transfer(pred, level=level, n_boot=n_boot, seed=seed).set_index("method")
+    return pred, scores

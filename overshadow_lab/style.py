@@ -31,6 +31,13 @@ COLOURS: dict[str, str] = {
     "exposure": "#2ca02c",
     "plateau": "#9467bd",
     "recall": "#ff7f0e",
+    # carrying a synthetic law over to a task (chapter "The law"): the law as it is keeps the
+    # law's colour, the oracle its own; the baselines take the two colours tab10 had left
+    "synthetic": "#ff7f0e",
+    "keep": "#17becf",
+    "refit": "#e377c2",
+    "constant": "#7f7f7f",
+    "loto": "#8c564b",
 }
 
 

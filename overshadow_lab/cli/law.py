@@ -3,8 +3,9 @@
     overshadow-lab law fit FILE.csv --x COL --y COL [--where COL=VALUE ...] [--group-by COL] --json
     overshadow-lab law predict FILE.csv --factor P --value 40 [--x COL --y COL --where ...] --json
     overshadow-lab law predict FILE.csv --at P=40 --at L=10 --json
+    overshadow-lab law transfer TASKS.csv --law LAW.json|SYNTH.csv --x P [--at 32] --json
 
-Both read any CSV: the lab's sweep results (columns P, L, S, R, RR, ...) and the paper's
+All three read any CSV: the lab's sweep results (columns P, L, S, R, RR, ...) and the paper's
 digitised figures (figure, task, factor, model, x, observed_R_pct, law_R_pct) alike. A sweep's
 results table (it has a ``config_hash`` column) is read through the sweep's own reader, and its
 rows must share every fixed setting (learning rate, data sizes, ...) unless ``--where`` or
@@ -66,6 +67,33 @@ prediction interval for one new run at --level, and whether V lies outside the f
 """
 
 
+EPILOG_TRANSFER = """examples:
+  overshadow-lab law fit synthetic.csv --x P --y R --json > law.json
+  overshadow-lab law transfer tasks.csv --law law.json --x P --y R --task-col task --json
+  overshadow-lab law transfer tasks.csv --law synthetic.csv --law-where task=synthetic \\
+      --where part=scratch --method keep --method constant --at 32
+
+TASKS.csv holds one row per run: a task column (--task-col), the factor (--x) and R (--y);
+the runs of each (task, x) are averaged into one point (rows with a missing R, or RR = 0 when
+the table has an RR column, are dropped with a warning). --law is the synthetic law: the JSON
+object that 'law fit --json' prints (without --group-by), or a CSV of synthetic runs, fitted
+here on --law-x/--law-y (default: --x/--y) and the rows chosen by --law-where.
+
+Every point is predicted without the task's runs at that x, by each --method (default: all):
+  synthetic  the synthetic line as it is (nothing from the task)
+  keep       the synthetic slope, the intercept re-anchored on the task's other points
+  refit      slope and intercept fitted on the task's other points
+  constant   the mean of the task's other points
+  loto       a line fitted on every other task (leave one task out)
+  oracle     a line fitted on all of the task's points, the target included (not a prediction)
+The output gives each prediction with its prediction interval at --level, then per method the
+mean relative error |predicted - actual| / actual (the law paper's Eq. 5; points with R = 0 are
+left out of it and counted) and the share of points inside their interval, each with a
+bootstrap interval over tasks. --at X adds every task's prediction at a planned X, from all of
+its points.
+"""
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE.csv", help="results table (CSV)")
     p.add_argument("--y", default="R", help="column holding R in percent (default: R)")
@@ -94,7 +122,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Fit the log-linear law of knowledge overshadowing to a results table, "
         "with confidence intervals, or predict R for a planned configuration.",
     )
-    lsub = p.add_subparsers(dest="law_command", metavar="{fit,predict}")
+    lsub = p.add_subparsers(dest="law_command", metavar="{fit,predict,transfer}")
     f = lsub.add_parser(
         "fit",
         help="fit R = a*log(x) + b (per group)",
@@ -145,6 +173,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="joint law: the planned value of a factor column (repeatable)",
     )
     q.set_defaults(func=run)
+
+    t = lsub.add_parser(
+        "transfer",
+        help="predict each task's R from a synthetic law, beside baselines, and score it",
+        description="Carry a synthetic law over to natural-language tasks (keep its slope and "
+        "re-anchor, or refit), predict each task's R without its own runs, and score the "
+        "predictions (Eq. 5 and interval coverage) beside constant, leave-one-task-out and "
+        "oracle baselines.",
+        epilog=EPILOG_TRANSFER,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(t)
+    t.add_argument("--law", required=True, metavar="LAW", help="law fit --json output, or a CSV")
+    t.add_argument("--x", default="P", help="column holding the factor's value (default: P)")
+    t.add_argument("--task-col", default="task", help="column naming the task (default: task)")
+    t.add_argument("--law-x", help="x column of a synthetic CSV (default: --x)")
+    t.add_argument("--law-y", help="R column of a synthetic CSV (default: --y)")
+    t.add_argument(
+        "--law-where",
+        action="append",
+        default=[],
+        metavar="COL=VALUE",
+        help="keep synthetic rows with COL == VALUE (repeatable)",
+    )
+    t.add_argument(
+        "--method",
+        action="append",
+        choices=law.METHODS,
+        help="a transfer method or baseline (repeatable; default: all)",
+    )
+    t.add_argument("--at", type=float, metavar="X", help="also predict every task at planned X")
+    t.add_argument(
+        "--n-boot",
+        type=int,
+        default=2000,
+        help=f"bootstrap resamples over tasks, at least {law.MIN_BOOT} (default 2000)",
+    )
+    t.set_defaults(func=run)
     p.set_defaults(func=run, law_parser=p)
 
 
@@ -161,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
         warnings.showwarning = _warn_to_stderr
         if command == "fit":
             return _run_fit(args)
+        if command == "transfer":
+            return _run_transfer(args)
         return _run_predict(args, at)
 
 
@@ -171,6 +239,13 @@ def _check_options(args: argparse.Namespace) -> dict[str, float]:
     """
     law.check_level(args.level)
     law.log_base_value(args.log_base)
+    if args.law_command == "transfer":
+        law.check_n_boot(args.n_boot)
+        if args.at is not None:
+            law.check_factor_value(args.at, "--at")
+        if args.at is not None and args.method and set(args.method) == {"oracle"}:
+            raise ValueError("--at needs a method other than oracle (it has no measured R)")
+        return {}
     if args.law_command == "fit":
         law.check_n_boot(args.n_boot)
         if args.cluster and args.ci != "bootstrap":
@@ -344,3 +419,96 @@ def _run_predict(args: argparse.Namespace, at: dict[str, float]) -> int:
     )
     _emit(out, args.json, text)
     return 0
+
+
+def _synthetic_law(args: argparse.Namespace) -> law.LawFit:
+    """The synthetic law of ``--law``: a ``law fit --json`` object, or a CSV fitted here."""
+    path = Path(args.law)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {args.law} (--law)")
+    if path.suffix.lower() == ".json":
+        try:
+            obj = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"--law {args.law} is not valid JSON ({err.msg}, line {err.lineno})"
+            ) from None
+        return law.law_from_dict(obj)
+    df, settings = _read(args.law)
+    x, y = args.law_x or args.x, args.law_y or args.y
+    where = law.parse_where(args.law_where)
+    if _is_sweep_factor(df, x) and "factor" not in where:
+        where["factor"] = [x]
+    return law.fit_law_frame(
+        df,
+        x,
+        y,
+        where=where,
+        settings=_fixed(settings, {x}),
+        rr_col=args.rr_col,
+        log_base=args.log_base,
+        level=args.level,
+        robust=args.robust,
+    )
+
+
+def _run_transfer(args: argparse.Namespace) -> int:
+    source = _synthetic_law(args)
+    df, _ = _read(args.file)
+    where = law.parse_where(args.where)
+    data = law.select_rows(df, where) if where else df
+    if data.empty:
+        raise ValueError(f"no rows of {args.file} match the --where conditions")
+    rr = args.rr_col if args.rr_col in data.columns else None
+    points = law.task_points(data, task=args.task_col, x=args.x, y=args.y, rr=rr)
+    methods = args.method or list(law.METHODS)
+    pred, scores = law.transfer_report(
+        points, source, methods=methods, level=args.level, n_boot=args.n_boot
+    )
+    planned = None
+    if args.at is not None:
+        planned = law.predict_tasks_at(
+            points, source, args.at, methods=[m for m in methods if m != "oracle"], level=args.level
+        )
+    out = {
+        "law": source.to_dict(),
+        "level": args.level,
+        "scores": {m: row.to_dict() for m, row in scores.iterrows()},
+        "predictions": pred.drop(columns="point").to_dict("records"),
+    }
+    if planned is not None:
+        out["planned"] = planned.to_dict("records")
+    _emit(out, args.json, _transfer_text(source, pred, scores, planned, args.level))
+    return 0
+
+
+def _transfer_text(source, pred, scores, planned, level: float) -> str:
+    pct = f"{100 * level:g}%"
+    lines = [
+        f"synthetic law: slope {source.slope:.2f} per decade [{source.slope_ci[0]:.2f}, "
+        f"{source.slope_ci[1]:.2f}], intercept {source.intercept:.2f}",
+        f"each point predicted without its task's runs at that x ({pct} prediction intervals):",
+        f"{'task':<24} {'x':>7} {'actual':>7}  {'method':<9} {'predicted':>9}  interval",
+    ]
+    for r in pred.itertuples():
+        lines.append(
+            f"{r.task:<24} {r.x:7g} {r.actual:7.1f}  {r.method:<9} {_num(r.predicted, '9.1f')}  "
+            f"[{_num(r.pi_lo, '.1f')}, {_num(r.pi_hi, '.1f')}]"
+        )
+    lines.append(f"scores, mean over tasks ({pct} bootstrap intervals over tasks):")
+    for m, s in scores.iterrows():
+        lines.append(
+            f"  {m:<9} relative error {100 * s.mean_rel_error:5.1f}% "
+            f"[{100 * s.rel_lo:.1f}, {100 * s.rel_hi:.1f}]  coverage {100 * s.coverage:5.1f}% "
+            f"[{100 * s.cov_lo:.1f}, {100 * s.cov_hi:.1f}]  mean |error| {s.mean_abs_error:.1f} "
+            f"points  ({int(s.n_points)} points, {int(s.n_zero)} with R = 0, {int(s.n_missing)} not predicted)"
+        )
+    if planned is not None:
+        lines.append("planned value, from all of each task's points:")
+        for r in planned.itertuples():
+            note = " (extrapolated)" if r.extrapolated else ""
+            lines.append(
+                f"{r.task:<24} {r.x:7g}  {r.method:<9} {_num(r.predicted, '9.1f')}  "
+                f"[{_num(r.pi_lo, '.1f')}, {_num(r.pi_hi, '.1f')}]{note}"
+            )
+    return "\n".join(lines)

@@ -27,6 +27,9 @@ for _mod in pkgutil.iter_modules(__path__):
     if _mod.name != "framework":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
+# experiment exercises graded against recorded runs rather than a reference function
+from overshadow_lab.exercises.law import check_transfer_prediction  # noqa: E402
+
 
 def get_exercise(name: str) -> Exercise:
     try:
@@ -70,6 +73,7 @@ __all__ = [
     "Exercise",
     "ExerciseFailure",
     "Mistake",
+    "check_transfer_prediction",
     "close",
     "get_exercise",
     "list_exercises",

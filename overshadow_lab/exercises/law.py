@@ -1,13 +1,30 @@
-"""Exercises of the chapter "The law"."""
+"""Exercises of the chapter "The law".
+
+Four implement-a-function exercises (checked against a reference on fixed cases) and one
+experiment, :func:`check_transfer_prediction`: the student predicts a task's R at a value of P
+whose runs are hidden, and the checker grades the interval against the recorded runs.
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-from overshadow_lab.exercises.framework import Case, Exercise, Mistake, register
+from overshadow_lab.exercises.framework import (
+    PASS_MARK,
+    Case,
+    Exercise,
+    ExerciseFailure,
+    Mistake,
+    register,
+)
 from overshadow_lab.law.fit import critical_value, fit_law
+from overshadow_lab.law.inputs import LawDataWarning
 from overshadow_lab.law.predict import relative_prediction_error
+from overshadow_lab.records import load_recorded
 
 _GRID = np.array([2.0, 5.0, 10.0, 25.0, 50.0, 100.0])
 
@@ -195,3 +212,102 @@ check_slope_confidence_interval = register(
         ],
     )
 )
+
+
+# ------------------------------------------------------------------------------------------
+# An experiment: predict a held-out task before seeing it (graded against recorded runs)
+# ------------------------------------------------------------------------------------------
+#: The family and the value of P whose from-scratch runs the exercise hides.
+HELD_OUT_TASK = "gender"
+HELD_OUT_P = 16.0
+#: The widest interval (points of R, after clipping its ends to the 0-100% a rate can take) that
+#: still counts as a prediction: wider ones cover almost anything.
+MAX_WIDTH = 60.0
+
+
+def _recorded_runs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The recorded synthetic and from-scratch runs of ``scripts/record_transfer.py``."""
+    out = []
+    for part in ("synthetic", "scratch"):
+        found = load_recorded(f"transfer_{part}")
+        if found is None:
+            raise FileNotFoundError(
+                f"the recorded runs transfer_{part} are missing: run "
+                f"python scripts/record_transfer.py --part {part}"
+            )
+        out.append(found[0])
+    return out[0], out[1]
+
+
+def transfer_exercise_data() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(synthetic runs, runs of HELD_OUT_TASK without those at HELD_OUT_P)`` for the exercise."""
+    syn, scratch = _recorded_runs()
+    task = scratch[scratch["task"] == HELD_OUT_TASK]
+    return syn.copy(), task[task["P"] != HELD_OUT_P].reset_index(drop=True)
+
+
+def _reference_interval() -> tuple[float, float, float]:
+    """A reference prediction: the law refitted on the visible runs, with the interval for the
+    mean of as many new runs as were hidden."""
+    _, visible = transfer_exercise_data()
+    _, scratch = _recorded_runs()
+    n_hidden = int(((scratch["task"] == HELD_OUT_TASK) & (scratch["P"] == HELD_OUT_P)).sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LawDataWarning)
+        fit = fit_law(visible["P"], visible["R"], rr=visible["RR"])
+    x = np.array([HELD_OUT_P])
+    lo, hi = fit.prediction_interval(x, n_runs=max(n_hidden, 1))
+    return float(fit.predict(x)[0]), float(lo[0]), float(hi[0])
+
+
+def measured_held_out() -> float:
+    """The seed-mean R of the hidden runs (those with RR > 0, where R is defined)."""
+    _, scratch = _recorded_runs()
+    hidden = scratch[(scratch["task"] == HELD_OUT_TASK) & (scratch["P"] == HELD_OUT_P)]
+    hidden = hidden[(hidden["RR"] > 0) & np.isfinite(hidden["R"])]
+    if hidden.empty:
+        raise FileNotFoundError(f"no recorded run of {HELD_OUT_TASK} at P = {HELD_OUT_P:g}")
+    return float(hidden["R"].mean())
+
+
+def check_transfer_prediction(predicted: float, lo: float, hi: float, quiet: bool = False) -> bool:
+    """Grade a prediction of the held-out task's R at ``HELD_OUT_P`` made before seeing it.
+
+    Passes when ``lo <= predicted <= hi``, the interval (its ends clipped to 0-100%, the range
+    of a rate) is at most :data:`MAX_WIDTH` points wide, and it covers the measured seed mean of
+    the hidden runs; otherwise raises
+    :class:`~overshadow_lab.exercises.framework.ExerciseFailure` saying which condition failed.
+    """
+    try:
+        p, a, b = (float(v) for v in (predicted, lo, hi))
+    except (TypeError, ValueError):
+        raise ExerciseFailure(
+            "transfer_prediction: give three numbers, predicted R and the interval's ends (%)"
+        ) from None
+    if not all(np.isfinite([p, a, b])):
+        raise ExerciseFailure("transfer_prediction: the prediction and its interval must be finite")
+    if not a <= p <= b:
+        raise ExerciseFailure(
+            f"transfer_prediction: the prediction {p:.1f} must lie inside its interval "
+            f"[{a:.1f}, {b:.1f}] (pass lo before hi)"
+        )
+    width = min(b, 100.0) - max(a, 0.0)
+    if width > MAX_WIDTH:
+        raise ExerciseFailure(
+            f"transfer_prediction: the interval is {width:.1f} points wide within 0-100%, more "
+            f"than the {MAX_WIDTH:g} allowed; an interval that wide predicts almost nothing"
+        )
+    actual = measured_held_out()
+    if not a <= actual <= b:
+        side = "above" if actual > b else "below"
+        raise ExerciseFailure(
+            f"transfer_prediction: the measured R lies {side} your interval [{a:.1f}, {b:.1f}]; "
+            "rethink the transfer (which slope, which anchor points) rather than widening it"
+        )
+    if not quiet:
+        print(
+            f"{PASS_MARK} transfer_prediction: your interval [{a:.1f}, {b:.1f}] (at most "
+            f"{MAX_WIDTH:g} points wide) covers the measured R of {HELD_OUT_TASK} at "
+            f"P = {HELD_OUT_P:g}: {actual:.1f}%"
+        )
+    return True

@@ -13,6 +13,9 @@ slope (points of R per decade) and a critical value x_c where it reaches R = 0. 
   :func:`curvature_check`;
 * :mod:`~overshadow_lab.law.predict`: the paper's Eq. 5 (:func:`relative_prediction_error`),
   :func:`holdout_prediction` and :func:`predict_planned` ("predict before training");
+* :mod:`~overshadow_lab.law.transfer`: "predict before training" across tasks: a synthetic law
+  carried over to natural-language tasks (:func:`transfer_predictions`, keep the slope or refit)
+  beside constant, leave-one-task-out and oracle baselines, scored by :func:`score_transfer`;
 * :mod:`~overshadow_lab.law.query`: the tables the command line fits (``--where``,
   ``--group-by``, and the refusal of rows that mix configurations);
 * :mod:`~overshadow_lab.law.plot`: :func:`plot_law_fit` and :func:`log_axis`;
@@ -37,7 +40,14 @@ from overshadow_lab.law.bootstrap import (
     ci_coverage,
     residual_resamples,
 )
-from overshadow_lab.law.fit import LawFit, critical_value, fit_law, json_safe, reanchor_law
+from overshadow_lab.law.fit import (
+    LawFit,
+    critical_value,
+    fit_law,
+    json_safe,
+    law_from_dict,
+    reanchor_law,
+)
 from overshadow_lab.law.inputs import (
     MIN_BOOT,
     MIN_DISTINCT_X,
@@ -64,6 +74,15 @@ from overshadow_lab.law.query import (
     parse_where,
     select_rows,
 )
+from overshadow_lab.law.transfer import (
+    METHOD_LABELS,
+    METHODS,
+    predict_tasks_at,
+    score_transfer,
+    task_points,
+    transfer_predictions,
+    transfer_report,
+)
 
 # The plotting functions answer here but are imported on first use, in this one place: the
 # command line does not need their matplotlib import. (The re-analysis of the paper's figures
@@ -81,6 +100,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "METHODS",
+    "METHOD_LABELS",
     "MIN_BOOT",
     "MIN_DISTINCT_X",
     "SCHEMES",
@@ -106,15 +127,21 @@ __all__ = [
     "fit_law_frame",
     "holdout_prediction",
     "json_safe",
+    "law_from_dict",
     "log_axis",
     "log_base_value",
     "loo_relative_error",
     "parse_where",
     "plot_law_fit",
     "predict_planned",
+    "predict_tasks_at",
     "reanchor_law",
     "relative_prediction_error",
     "residual_resamples",
+    "score_transfer",
     "select_rows",
+    "task_points",
     "to_log",
+    "transfer_predictions",
+    "transfer_report",
 ]

@@ -143,8 +143,54 @@ class LawFit:
             "ci": "bootstrap" if self.slope_ci_override is not None else "t",
             "ci_scheme": self.ci_scheme,
             "dropped": dict(self.dropped),
+            # enough to rebuild the line and its bands later (law_from_dict)
+            "cov": self.cov.tolist(),
+            "dof": self.dof,
+            "x_range": [float(self.x.min()), float(self.x.max())] if self.n else None,
         }
         return json_safe(out)
+
+
+def law_from_dict(d: dict[str, Any]) -> LawFit:
+    """Rebuild a fitted law from :meth:`LawFit.to_dict` (e.g. ``overshadow-lab law fit --json``).
+
+    The line, its covariance, residual scale and degrees of freedom come back, so predictions
+    and their intervals are the original's. The runs themselves are not in the dictionary:
+    ``x`` holds the two ends of the fitted range (for extrapolation checks) and ``y`` the line
+    there. Raises ``ValueError`` naming the missing keys for a dictionary that is not a fit.
+    """
+    if not isinstance(d, dict):
+        raise ValueError(
+            "a fitted law is a JSON object as printed by 'overshadow-lab law fit --json'"
+        )
+    need = ("slope", "intercept", "cov", "sigma", "dof", "x_range")
+    missing = [k for k in need if d.get(k) is None]
+    if missing:
+        raise ValueError(
+            f"the fitted law lacks {', '.join(missing)}: give one object printed by "
+            "'overshadow-lab law fit --json' (without --group-by), or a CSV table to fit"
+        )
+    cov = np.asarray(d["cov"], dtype=float)
+    if cov.shape != (2, 2):
+        raise ValueError(f"the fitted law's cov must be 2x2, got shape {cov.shape}")
+    x = np.asarray(d["x_range"], dtype=float)
+    if x.shape != (2,) or not np.all(x > 0):
+        raise ValueError("the fitted law's x_range must be two positive numbers [min, max]")
+    base = log_base_value(d.get("log_base", 10))
+    slope, intercept = float(d["slope"]), float(d["intercept"])
+    return LawFit(
+        slope=slope,
+        intercept=intercept,
+        cov=cov,
+        sigma=float(d["sigma"]),
+        dof=int(d["dof"]),
+        r2=float(d["r2"]) if d.get("r2") is not None else math.nan,
+        x=x,
+        y=slope * to_log(x, base) + intercept,
+        log_base=base,
+        level=check_level(d.get("level", 0.95)),
+        method=str(d.get("method", "ols")),
+    )
 
 
 def critical_value(

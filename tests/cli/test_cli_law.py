@@ -285,7 +285,7 @@ def test_help_documents_the_options():
 
 def test_law_without_subcommand_prints_help(capsys):
     assert main(["law"]) == 2
-    assert "{fit,predict}" in capsys.readouterr().out
+    assert "{fit,predict,transfer}" in capsys.readouterr().out
 
 
 def test_fit_on_a_lab_table_selects_the_sweep_of_x(lab_csv, capsys):

@@ -51,3 +51,23 @@ def test_paper_can_be_imported_before_law_without_an_import_cycle():
         "assert p.fit_law is law.fit_law\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def test_fig3_in_sample_lines_give_the_papers_numbers_and_their_frame():
+    got = paper.fig3_in_sample(paper_figures())
+    assert got["paper_line"] == pytest.approx(0.0803, abs=0.0005)
+    assert got["refit"] == pytest.approx(0.0586, abs=0.0005)
+    assert got["panel_mean"] == pytest.approx(0.201, abs=0.001)
+
+
+def test_fig3_transfer_scores_every_method_on_every_panel_with_intervals():
+    pred, scores = paper.fig3_transfer(paper_figures(), n_boot=300)
+    assert set(scores.index) == set(law.METHODS) and (scores.n_tasks == 8).all()
+    assert (scores.n_missing == 0).all() and (scores.n_points == 62).all()
+    # the oracle is the in-sample refit of every panel, 5.86%
+    assert scores.loc["oracle", "mean_rel_error"] == pytest.approx(0.0586, abs=0.0005)
+    # predicting a point without it costs accuracy, and a flat line does worst of the per-panel
+    assert scores.loc["refit", "mean_rel_error"] > scores.loc["oracle", "mean_rel_error"]
+    assert scores.loc["constant", "mean_rel_error"] > scores.loc["keep", "mean_rel_error"]
+    # leave one panel out pools panels of one factor only (x means different things)
+    assert set(pred.factor) == {"P", "L", "S"}
