@@ -50,6 +50,7 @@ def _plausible_cases():
     ]
     flat = torch.full((5,), -math.log(5), dtype=torch.float64)
     cases.append(Case((flat, 0.5), label="edge case: uniform distribution, every token plausible"))
+    cases.append(Case((_hand_pair()[0], 1.0), label="edge case: alpha = 1 keeps the top token"))
     return cases
 
 
@@ -61,6 +62,12 @@ def _pair_cases():
             cases.append(Case((a, b), label=f"random pair (seed {s})"))
     same = _hand_pair()[0]
     cases.append(Case((same, same - 0.0), label="edge case: X' = X (no escaping tokens)"))
+    # token 1 is plausible under X only, yet X' gives it more probability than X does
+    sharp = (
+        torch.tensor([0.5, 0.006, 0.494], dtype=torch.float64).log(),
+        torch.tensor([0.99, 0.008, 0.002], dtype=torch.float64).log(),
+    )
+    cases.append(Case(sharp, label="edge case: an escaping token that X' likes more than X"))
     return cases
 
 
@@ -197,6 +204,7 @@ def _rank_cases():
         Case(([0.5, 2.0, 1.0], 1), label="the true candidate has the largest indicator"),
         Case(([3.0, 2.0, 1.0, -1.0], 3), label="the true candidate comes last"),
         Case(([-2.0, -0.5, -1.0], 2), label="every indicator negative (no alarm)"),
+        Case(([2.0, 2.0, 3.0], 0), label="a tie with another candidate, one ahead"),
         Case(([1.0, 1.0, 0.0], 0), label="a tie with another candidate"),
         Case(([-inf, -inf, -3.0], 0), label="edge case: -inf indicators (empty S), tied"),
         Case(([2.0], 0), label="edge case: a single candidate"),
