@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from inspect import signature
 
 import numpy as np
 import torch
@@ -93,10 +94,13 @@ def _scores(logp, masked, spans, cfg) -> SpanScores:
 def _last_logprobs(model, seqs: list[list[int]], batch_size: int) -> torch.Tensor:
     """``log p(.|seq)`` of the next token for every sequence, ``batch_size`` rows per pass."""
     device = next(model.parameters()).device
+    # only the last position's logits are needed: skip the vocabulary projection elsewhere
+    last = {"logits_to_keep": 1} if "logits_to_keep" in signature(model.forward).parameters else {}
     out = []
     for i in range(0, len(seqs), batch_size):
         ids, mask = left_pad(seqs[i : i + batch_size], 0, device)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
+        pos = positions(mask)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, **last).logits
         out.append(F.log_softmax(logits[:, -1].float(), dim=-1).cpu())
     return torch.cat(out)
 
