@@ -39,6 +39,8 @@ MASKS = ("delete", "replace")
 SELECTS = ("max", "first")
 DETECTS = ("once", "every_step")
 EMPTY_S = ("skip", "common_min")
+REDUCES = ("sum", "mean", "weighted")
+ESCAPES = ("reward", "penalty")
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,6 +81,27 @@ class CoDAConfig:
         one pass without ``share_prefix``); 1 is one plain pass per variant over its whole masked
         prompt, never sharing a prefix (the slow way, kept for the speed comparison).
 
+    reduce: how the indicator adds up its terms. ``"sum"`` (default, the paper's): R-PMI_sum and
+        ERM are sums, so both grow with the size of the plausible sets, and on a flat
+        distribution (hundreds of plausible tokens) many small negative R-PMI values swamp the
+        indicator. ``"mean"``: each term is averaged over its own set (R-PMI over the common set,
+        ERM over ``V_esc``). ``"weighted"``: each token's term is weighted by ``p(y|X)``
+        renormalised on ``V_tau(X)``, an expectation that does not grow with the set either.
+        Only the alarm and the choice of span change; the amplified scores do not.
+
+    escape: what the escaping tokens do. ``"reward"`` (default, CoDA of {zhang2025law}): ERM is
+        added to the indicator and escaping tokens are scored ``log p(y|X) - min_S log p(.|X')``.
+        ``"penalty"``: our reading of the escaping penalty of the self-contrastive decoding of
+        {zhang2024overshadowing}, whose formula our spec does not reproduce: the same ERM is
+        subtracted, and escaping tokens are dropped from the amplified scores.
+
+    exclude_final: never mask a span that touches the prompt's last ``exclude_final`` tokens
+        (default 0: every candidate; the paper's ablation excludes the final tokens).
+
+    The fast processor honours ``reduce``, ``escape`` and ``exclude_final`` only once it passes
+    them on (see :func:`_indicators`); :func:`coda_reference` and
+    :func:`~overshadow_lab.decoding.detection.detect` honour them.
+
     share_prefix: reuse the prompt's KV cache for the tokens before the masked span (default
         True). A variant that masks the span ``[a, b)`` (deleted or replaced) equals the prompt
         on its first ``a`` tokens, at the same positions, so its keys and values there are the
@@ -103,6 +126,9 @@ class CoDAConfig:
     max_candidates: int | None = None
     variant_batch_size: int | None = 64
     share_prefix: bool = True
+    reduce: str = "sum"
+    escape: str = "reward"
+    exclude_final: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -111,6 +137,8 @@ class CoDAConfig:
             ("select", SELECTS),
             ("detect", DETECTS),
             ("empty_s", EMPTY_S),
+            ("reduce", REDUCES),
+            ("escape", ESCAPES),
         ]
         for name, allowed in checks:
             value = getattr(self, name)
@@ -129,6 +157,10 @@ class CoDAConfig:
         if self.max_candidates is not None and self.max_candidates < 1:
             raise ValueError(
                 "CoDAConfig.max_candidates must be >= 1, or None to keep every candidate"
+            )
+        if self.exclude_final < 0:
+            raise ValueError(
+                "CoDAConfig.exclude_final must be >= 0 (how many final prompt tokens to skip)"
             )
         if self.variant_batch_size is not None and self.variant_batch_size < 1:
             raise ValueError(
@@ -152,13 +184,26 @@ class CoDAStep(NamedTuple):
 
 
 def coda_step(
-    logp: torch.Tensor, logp_masked: torch.Tensor, alpha: float = 0.01, empty_s: str = "skip"
+    logp: torch.Tensor,
+    logp_masked: torch.Tensor,
+    alpha: float = 0.01,
+    empty_s: str = "skip",
+    reduce: str = "sum",
+    escape: str = "reward",
 ) -> CoDAStep:
-    """Indicator and amplified scores from ``log p(.|X)`` and ``log p(.|X')`` (any leading shape)."""
+    """Indicator and amplified scores from ``log p(.|X)`` and ``log p(.|X')`` (any leading shape).
+
+    ``reduce`` and ``escape`` are :class:`CoDAConfig`'s options of the same names; the defaults
+    are the paper's CoDA.
+    """
+    if reduce not in REDUCES or escape not in ESCAPES:
+        raise ValueError(
+            f"reduce={reduce!r}, escape={escape!r}: use reduce in {REDUCES}, escape in {ESCAPES}"
+        )
     top, top_m = plausible(logp, alpha), plausible(logp_masked, alpha)
     common, esc = top & top_m, top & ~top_m
     rpmi = logp - logp_masked
-    rpmi_sum = torch.where(common, rpmi.clamp(max=0.0), torch.zeros_like(rpmi)).sum(-1)
+    neg = torch.where(common, rpmi.clamp(max=0.0), torch.zeros_like(rpmi))
     in_s = common & (rpmi < 0)
     inf = torch.full_like(logp_masked, math.inf)
     s_min = torch.where(in_s, logp_masked, inf).min(-1).values
@@ -166,11 +211,21 @@ def coda_step(
     if empty_s == "common_min":
         s_min = torch.where(s_empty, torch.where(top_m, logp_masked, inf).min(-1).values, s_min)
     esc_score = logp - s_min.unsqueeze(-1)
-    erm = torch.where(esc, esc_score, torch.zeros_like(logp)).sum(-1)
-    indicator = rpmi_sum + erm
+    esc_terms = torch.where(esc, esc_score, torch.zeros_like(logp))
+    if reduce == "sum":
+        rpmi_sum, erm = neg.sum(-1), esc_terms.sum(-1)
+    elif reduce == "mean":
+        rpmi_sum = neg.sum(-1) / common.sum(-1).clamp(min=1)
+        erm = esc_terms.sum(-1) / esc.sum(-1).clamp(min=1)
+    else:  # weighted by p(y|X) renormalised on V_tau(X)
+        w = torch.where(top, logp.exp(), torch.zeros_like(logp))
+        w = w / w.sum(-1, keepdim=True)
+        rpmi_sum, erm = (w * neg).sum(-1), (w * esc_terms).sum(-1)
+    indicator = rpmi_sum + erm if escape == "reward" else rpmi_sum - erm
     if empty_s == "skip":
         indicator = torch.where(s_empty, torch.full_like(indicator, -math.inf), indicator)
-    scores = torch.where(common, rpmi, torch.where(esc, esc_score, -inf))
+    esc_part = esc_score if escape == "reward" else -inf
+    scores = torch.where(common, rpmi, torch.where(esc, esc_part, -inf))
     return CoDAStep(indicator, rpmi_sum, erm, scores)
 
 
@@ -179,6 +234,8 @@ def _indicators(
     blocks: Iterable[tuple[int, torch.Tensor]],
     alpha: float = 0.01,
     empty_s: str = "skip",
+    reduce: str = "sum",
+    escape: str = "reward",
 ) -> torch.Tensor:
     """``coda_step(...).indicator`` for the masked rows of many prompts, on ``V_top(X)`` only.
 
@@ -188,8 +245,16 @@ def _indicators(
     those columns; what needs the whole vocabulary is the max of each masked row (and, for
     ``empty_s="common_min"``, its smallest plausible value). Sets are applied by multiplying
     with masks (``torch.where`` is several times slower on a CPU); the numbers are
-    coda_step's, summed in another order.
+    coda_step's, summed in another order. Options other than the paper's (``reduce``,
+    ``escape``) are computed by :func:`coda_step` itself, block by block.
     """
+    if reduce != "sum" or escape != "reward":
+        parts = [
+            coda_step(logp[b].expand_as(rows), rows, alpha, empty_s, reduce, escape).indicator
+            for b, rows in blocks
+            if len(rows)
+        ]
+        return torch.cat(parts) if parts else logp.new_zeros(0)
     top = plausible(logp, alpha)
     # -inf (a token banned by a processor or a model) times a 0 mask would be NaN; such a token
     # is in no plausible set, so what the clamp changes is never used
@@ -231,7 +296,11 @@ def _indicators(
 
 
 def _amplified(
-    logp: torch.Tensor, logp_masked: torch.Tensor, alpha: float = 0.01, empty_s: str = "skip"
+    logp: torch.Tensor,
+    logp_masked: torch.Tensor,
+    alpha: float = 0.01,
+    empty_s: str = "skip",
+    escape: str = "reward",
 ) -> torch.Tensor:
     """``coda_step(logp, logp_masked, ...).scores`` (both (R, V)), computed on ``V_top(X)``.
 
@@ -241,8 +310,8 @@ def _amplified(
     """
     top = plausible(logp, alpha)
     width = int(top.sum(-1).max())
-    if 8 * width >= logp.shape[-1]:  # a flat distribution: nothing to save
-        return coda_step(logp, logp_masked, alpha, empty_s).scores
+    if 8 * width >= logp.shape[-1] or escape != "reward":  # flat, or not the paper's option
+        return coda_step(logp, logp_masked, alpha, empty_s, escape=escape).scores
     ids = logp.topk(width, dim=-1).indices  # V_top(X) is the top |V_top(X)| of each row
     valid, lp = top.gather(-1, ids), logp.gather(-1, ids)
     lpm = logp_masked.gather(-1, ids)
@@ -349,7 +418,9 @@ def coda_reference(
     cfg = config or CoDAConfig()
     prompt = [int(t) for t in prompt]
     if spans is None:
-        spans = candidate_spans(prompt, cfg.candidates, tokenizer, cfg.max_candidates)
+        spans = candidate_spans(
+            prompt, cfg.candidates, tokenizer, cfg.max_candidates, cfg.exclude_final
+        )
     out: list[int] = []
     chosen, active, detection = None, False, None
     for step in range(max_new_tokens):
@@ -358,7 +429,9 @@ def coda_reference(
         if spans and (step == 0 or cfg.detect == "every_step"):
             variants = [mask_span(prompt, sp, cfg.mask, cfg.mask_token_id) + out for sp in spans]
             masked = torch.stack([_next_logprobs(model, v) for v in variants])
-            steps = coda_step(logp.expand_as(masked), masked, cfg.alpha, cfg.empty_s)
+            steps = coda_step(
+                logp.expand_as(masked), masked, cfg.alpha, cfg.empty_s, cfg.reduce, cfg.escape
+            )
             k = _choose(steps.indicator, cfg.select, cfg.threshold)
             chosen, active = k, bool(steps.indicator[k] > cfg.threshold)
             scores = steps.scores[k] if active else logp
@@ -374,7 +447,7 @@ def coda_reference(
             masked = _next_logprobs(
                 model, mask_span(prompt, spans[chosen], cfg.mask, cfg.mask_token_id) + out
             )
-            scores = coda_step(logp, masked, cfg.alpha, cfg.empty_s).scores
+            scores = coda_step(logp, masked, cfg.alpha, cfg.empty_s, escape=cfg.escape).scores
         if not cfg.amplify or not torch.isfinite(scores).any():
             scores = logp
         token = int(scores.argmax())

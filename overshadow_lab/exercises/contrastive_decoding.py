@@ -1,9 +1,12 @@
-"""Exercises of the chapter "Contrastive decoding": the plausibility mask, R-PMI and ERM."""
+"""Exercises of the chapter "Contrastive decoding": the plausibility mask, R-PMI and ERM, and an
+experiment: where does CoDA's detection rank the overshadowed token (:func:`check_true_span_rank`
+grades the analysis function; the interpretation is graded with the rubric in the chapter)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from overshadow_lab.decoding import coda_step, plausible
@@ -47,6 +50,7 @@ def _plausible_cases():
     ]
     flat = torch.full((5,), -math.log(5), dtype=torch.float64)
     cases.append(Case((flat, 0.5), label="edge case: uniform distribution, every token plausible"))
+    cases.append(Case((_hand_pair()[0], 1.0), label="edge case: alpha = 1 keeps the top token"))
     return cases
 
 
@@ -58,6 +62,12 @@ def _pair_cases():
             cases.append(Case((a, b), label=f"random pair (seed {s})"))
     same = _hand_pair()[0]
     cases.append(Case((same, same - 0.0), label="edge case: X' = X (no escaping tokens)"))
+    # token 1 is plausible under X only, yet X' gives it more probability than X does
+    sharp = (
+        torch.tensor([0.5, 0.006, 0.494], dtype=torch.float64).log(),
+        torch.tensor([0.99, 0.008, 0.002], dtype=torch.float64).log(),
+    )
+    cases.append(Case(sharp, label="edge case: an escaping token that X' likes more than X"))
     return cases
 
 
@@ -170,6 +180,63 @@ check_escape_reward = register(
                     ).sum()
                 ),
                 "escaping tokens are plausible under X but not under X' (V_top(X) minus V_top(X'))",
+            ),
+        ],
+    )
+)
+
+
+# -- an experiment: does detection find the overshadowed token? ------------------------------------
+def _ref_true_span_rank(indicators, true_pos):
+    """Rank (1 = first) of candidate ``true_pos`` when the candidates are sorted by indicator,
+    largest first; a candidate tied with it counts half (it is ahead half the time)."""
+    ind = np.asarray(indicators, dtype=float)
+    if not 0 <= int(true_pos) < len(ind):
+        raise IndexError(f"true_pos={true_pos} is not a candidate index (0..{len(ind) - 1})")
+    mine = ind[int(true_pos)]
+    others = np.delete(ind, int(true_pos))
+    return float(1 + np.sum(others > mine) + 0.5 * np.sum(others == mine))
+
+
+def _rank_cases():
+    inf = math.inf
+    return [
+        Case(([0.5, 2.0, 1.0], 1), label="the true candidate has the largest indicator"),
+        Case(([3.0, 2.0, 1.0, -1.0], 3), label="the true candidate comes last"),
+        Case(([-2.0, -0.5, -1.0], 2), label="every indicator negative (no alarm)"),
+        Case(([2.0, 2.0, 3.0], 0), label="a tie with another candidate, one ahead"),
+        Case(([1.0, 1.0, 0.0], 0), label="a tie with another candidate"),
+        Case(([-inf, -inf, -3.0], 0), label="edge case: -inf indicators (empty S), tied"),
+        Case(([2.0], 0), label="edge case: a single candidate"),
+        Case(
+            ([1.0, 2.0], 2), label="edge case: true_pos outside the candidates", raises=IndexError
+        ),
+    ]
+
+
+check_true_span_rank = register(
+    Exercise(
+        name="true_span_rank",
+        chapter="contrastive_decoding",
+        reference=_ref_true_span_rank,
+        description="Rank (1 = first, ties count half) of the true span among CoDA's candidates.",
+        cases=_rank_cases,
+        mistakes=[
+            Mistake(
+                lambda ind, k: float(1 + np.sum(np.delete(np.asarray(ind, float), k) < ind[k])),
+                "rank by the largest indicator first: CoDA contrasts the span with the maximum",
+            ),
+            Mistake(
+                lambda ind, k: float(np.sum(np.delete(np.asarray(ind, float), k) > ind[k])),
+                "ranks start at 1 (the best candidate has rank 1), not 0",
+            ),
+            Mistake(
+                lambda ind, k: float(1 + np.sum(np.delete(np.asarray(ind, float), k) > ind[k])),
+                "a candidate tied with the true one is ahead half the time: count ties as 0.5",
+            ),
+            Mistake(
+                lambda ind, k: float(1 + np.sum(np.delete(np.asarray(ind, float), k) >= ind[k])),
+                "a candidate tied with the true one is ahead half the time: count ties as 0.5",
             ),
         ],
     )
