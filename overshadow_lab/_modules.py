@@ -66,8 +66,10 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.finetuning.tokenizers": "word- and byte-level tokenizers, token counting",
         "overshadow_lab.finetuning.finetune": "fine-tuning on task slices and task grids",
         "overshadow_lab.finetuning.speed": "training throughput, peak FLOPs and MFU",
-        "overshadow_lab.finetuning.gpu_tier": "the GPU tier as a plan of runs, sharded over "
-        "processes",
+        "overshadow_lab.finetuning.gpu_tier": "the GPU tier: the size comparison at the "
+        "paper's scale, and the full plan over processes",
+        "overshadow_lab.finetuning.exposure": "how often a run showed each statement, and "
+        "equal-exposure checks",
     },
     "The law": {
         "overshadow_lab.law": "the log-linear law: fitting, uncertainty and prediction",
@@ -77,6 +79,8 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.law.bootstrap": "bootstrap intervals of the law, and their coverage",
         "overshadow_lab.law.joint": "several factors at once, and a test for a bend",
         "overshadow_lab.law.predict": "prediction and held-out checks",
+        "overshadow_lab.law.transfer": "carrying a synthetic law over to tasks: transfer choices, "
+        "baselines, scores",
         "overshadow_lab.law.query": "the `--where` query language and grouped fits",
         "overshadow_lab.law.plot": "drawing a law on log axes",
     },
@@ -84,6 +88,10 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.decoding": "contrastive decoding against overshadowing: CoDA and its "
         "baselines",
         "overshadow_lab.decoding.coda": "the CoDA definition and its readable reference loop",
+        "overshadow_lab.decoding.detection": "detection alone: batched masked variants, span "
+        "ranks, alarm precision-recall",
+        "overshadow_lab.decoding.ablations": "the lab ablations: oracle span vs detection, "
+        "detection rules, intervals",
         "overshadow_lab.decoding.spans": "candidate spans of a prompt, and masking one",
         "overshadow_lab.decoding.padding": "left padding of a batch, and its positions",
         "overshadow_lab.decoding.kv_cache": "the KV-cache engine (the one module that knows "
@@ -107,7 +115,8 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.exercises.introduction": "exercises of the Introduction",
         "overshadow_lab.exercises.data_imbalance": "exercises of Data imbalance",
         "overshadow_lab.exercises.generalization_bound": "exercises of Generalization bound",
-        "overshadow_lab.exercises.finetuning": "exercises of Fine-tuning experiments on GPU",
+        "overshadow_lab.exercises.finetuning": "exercises of Natural-language tasks and "
+        "fine-tuning, and Model size",
         "overshadow_lab.exercises.law": "exercises of The law",
         "overshadow_lab.exercises.contrastive_decoding": "exercises of Contrastive decoding",
         "overshadow_lab.grading": "grade a folder of student submissions with the checks",
