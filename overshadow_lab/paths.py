@@ -5,7 +5,9 @@
   figures, with their licences), so a clone, a wheel and Colab all have it. The full public sets
   are fetched by name into the cache (:mod:`overshadow_lab.benchmark_data.fetch`).
 * Cache: ``$OVERSHADOW_CACHE`` if set, else the user cache folder of the platform
-  (``platformdirs``; ``~/.cache/overshadow_lab`` on Linux).
+  (``platformdirs``; ``~/.cache/overshadow_lab`` on Linux). Where ``platformdirs`` is not
+  installed (the bare GPU node of the GPU tier has only torch, transformers, accelerate, pandas
+  and scipy) the XDG rule it applies on Linux is used: ``$XDG_CACHE_HOME`` or ``~/.cache``.
 * Verified cache: :func:`check_cached` compares a cached file with its pinned sha256, so a torn
   or doctored download is refused with the name of the file to delete instead of being used.
 """
@@ -17,7 +19,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import platformdirs
+try:  # a dependency everywhere except the bare GPU node (see the module docstring)
+    import platformdirs
+except ImportError:  # pragma: no cover - exercised on the GPU node
+    platformdirs = None
 
 DATA_ENV = "OVERSHADOW_DATA"
 CACHE_ENV = "OVERSHADOW_CACHE"
@@ -53,7 +58,12 @@ def data_dir() -> Path:
 def cache_dir(*parts: str) -> Path:
     """A folder under the lab's cache (created on demand)."""
     env = os.environ.get(CACHE_ENV)
-    base = Path(env).expanduser() if env else Path(platformdirs.user_cache_dir(APP_NAME, False))
+    if env:
+        base = Path(env).expanduser()
+    elif platformdirs is not None:
+        base = Path(platformdirs.user_cache_dir(APP_NAME, False))
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / APP_NAME
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
