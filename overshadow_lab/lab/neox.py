@@ -63,6 +63,13 @@ def _tables(model, length: int, device, dtype):
     return _TABLES[key]
 
 
+def rotary_tables(model, length: int, device, dtype):
+    """``(cos, sin, R)`` of :func:`hidden_states` for sequences of ``length`` tokens (cached):
+    rotary cosines and sines over the whole head and the matrix with ``x @ R == rotate_half``.
+    The stacked trainer (:mod:`overshadow_lab.lab.stacked`) applies them to many models at once."""
+    return _tables(model, length, device, dtype)
+
+
 def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
     """Last hidden states (after the final layer norm) of an unpadded batch, ``[B, T, d]``."""
     if not supported(model):

@@ -1,0 +1,556 @@
+"""Train several small GPT-NeoX models of one shape in one step: what a sweep's runs share.
+
+A sweep of the lab trains dozens of models that differ only in their data, seed and a few
+hyperparameters. For models this small a training step is mostly overhead: hundreds of tiny
+tensor operations, each too small to keep a core busy. :func:`train_stacked` trains ``K`` such
+models as one: their parameters are stacked along a new leading dimension, and one forward
+computes all ``K`` models with batched matrix products (``torch.baddbmm``), one attention call
+over the ``K x B`` sequences and one fused output layer + loss for all members. Each operation
+then does ``K`` times the work for the same overhead, and the optimizer, the gradient clipping
+and the bookkeeping are per member.
+
+**Why batched matrix products over ``torch.func.vmap``.** ``functional_call`` + ``vmap`` over the
+transformers forward would batch the same computation, but it re-traces the transformers
+module tree at every step (masks, rotary tables, output objects: the very overhead the lab's
+lean forward :mod:`overshadow_lab.lab.neox` removes) and cannot use the hand-written output
+layer + loss (:class:`~overshadow_lab.lab.train.LinearCrossEntropy`), the largest cost of a
+small model's step. The stacked forward here is :func:`overshadow_lab.lab.neox.hidden_states`
+written once more with a leading member dimension, and is tested against it.
+
+**Memory layout.** The parameters of all members live in one buffer, one block ``[K, *shape]``
+per parameter name: the block is what the stacked forward multiplies with, and member ``k``'s
+own ``nn.Parameter`` is re-pointed at row ``k`` of it, so each member's transformers model
+always holds its current weights (the recall checks run it as they are) and a per-member
+optimizer updates them in place. Gradients land in a second buffer of the same layout. When a
+member stops (its rule is met), its weights are copied out and the others are packed into a
+smaller stack, so finished members cost nothing afterwards.
+
+**Equal to training one at a time.** Every member draws its batches exactly as
+:func:`~overshadow_lab.lab.train.train_model` does (the same batcher, seeded with its own
+seed), has its own AdamW (fused, decoupled weight decay on matrices only, its own learning rate,
+schedule, betas and weight decay), its own gradient-norm clipping and its own stopping rule;
+``tests/lab/test_stacked.py`` checks that each member's losses and final weights match
+``train_model``'s to float rounding.
+
+**Members of different shapes.** Members must share one model shape (a sweep over S gives one
+stack per size). Their data may differ: sequences of different lengths (an L sweep) and batches
+of different sizes (the last batch of an epoch, or different ``batch_size``) are padded on the
+right to the step's longest sequence and largest batch. Causal attention means a token never
+sees the padding after it, and padded targets are ignored by the loss, so padding changes no
+member's result, only costs the padded work: group runs of one length together where you can
+(:func:`stack_key`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from overshadow_lab.configs import override
+from overshadow_lab.device import get_device
+from overshadow_lab.lab import neox
+from overshadow_lab.lab.train import (
+    TrainConfig,
+    TrainResult,
+    _Batches,
+    _lr_lambda,
+    _validate,
+    epoch_steps,
+    progress_enabled,
+)
+from overshadow_lab.metrics import answer_matches
+
+#: Options every member of a stack must share (they describe the process, not the run).
+SHARED_OPTIONS = ("device", "bf16", "threads", "progress")
+
+IGNORE = -100
+
+
+def shape_signature(model) -> tuple:
+    """What must be equal for two models to be stacked: parameter names and shapes and the
+    settings of the forward (residual form, rotary dimensions and base, norm epsilon)."""
+    cfg = model.config
+    att = model.gpt_neox.layers[0].attention
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    return (
+        tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
+        bool(cfg.use_parallel_residual),
+        att.head_size,
+        att.rotary_ndims,
+        float(att.scaling),
+        float(rope.get("rope_theta", 0.0)),
+        float(cfg.layer_norm_eps),
+    )
+
+
+def stack_key(run: dict) -> tuple:
+    """A grouping key for sweep runs (dicts of :func:`~overshadow_lab.lab.sweep.plan_runs`):
+    runs with one key share a model shape and a sequence length, so they stack without padding
+    (only ``size`` is required to be equal; ``L`` and ``span_len``/``answer_len`` set the
+    length)."""
+    return (
+        run["size"],
+        run.get("init", "scratch"),
+        run.get("L"),
+        run.get("span_len"),
+        run.get("answer_len"),
+    )
+
+
+def _check_models(models, datasets, configs) -> None:
+    if not models:
+        raise ValueError("train_stacked needs at least one model")
+    if not (len(models) == len(datasets) == len(configs)):
+        raise ValueError(
+            f"train_stacked needs one dataset and one config per model: got {len(models)} "
+            f"models, {len(datasets)} datasets, {len(configs)} configs"
+        )
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("the same model object appears twice; pass one model per member")
+    for k, m in enumerate(models):
+        if getattr(getattr(m, "config", None), "model_type", None) != "gpt_neox":
+            raise ValueError(
+                f"member {k} is a {type(m).__name__}; train_stacked stacks GPT-NeoX models only "
+                f"(use train_model for other architectures)"
+            )
+        if not neox.supported(m.train()):
+            raise ValueError(
+                f"member {k} cannot use the lean GPT-NeoX forward (rotary type, activation or "
+                f"dropout, see neox.supported); use train_model for it"
+            )
+        head = m.get_output_embeddings()
+        if head.weight is m.gpt_neox.embed_in.weight or head.bias is not None:
+            raise ValueError(
+                f"member {k} ties its input and output embeddings or has an output bias; "
+                f"train_stacked needs an untied, bias-free output layer (as make_model builds)"
+            )
+    first = shape_signature(models[0])
+    for k, m in enumerate(models[1:], start=1):
+        if shape_signature(m) != first:
+            raise ValueError(
+                f"member {k} has another shape than member 0 (parameters or attention "
+                f"settings); stack only models of one size (group runs by size, see stack_key)"
+            )
+    for name in SHARED_OPTIONS:
+        values = {repr(getattr(c, name)) for c in configs}
+        if len(values) > 1:
+            raise ValueError(
+                f"members disagree on {name} ({', '.join(sorted(values))}); it must be the same "
+                f"for every member of a stack"
+            )
+    for k, c in enumerate(configs):
+        _validate(c)
+        if not c.fast:
+            raise ValueError(
+                f"member {k} asks for fast=False (the model's own forward); train_stacked always "
+                f"uses the stacked lean forward, so use train_model for it"
+            )
+    dirs = [c.checkpoint_dir for c in configs if c.checkpoint_dir]
+    if len(set(dirs)) != len(dirs):
+        raise ValueError("two members share a checkpoint_dir; give each member its own folder")
+
+
+def _member_configs(config, n: int, overrides: dict) -> list[TrainConfig]:
+    if config is None or isinstance(config, TrainConfig):
+        configs = [config if config is not None else TrainConfig()] * n
+    else:
+        configs = list(config)
+        if not all(isinstance(c, TrainConfig) for c in configs):
+            raise ValueError("config must be a TrainConfig or a sequence of TrainConfigs")
+    return [override(c, overrides, "training option") for c in configs]
+
+
+class StackedLinearCrossEntropy(torch.autograd.Function):
+    """Per-member ``cross_entropy(h[k] @ W[k].T, target[k])`` (means over the kept targets).
+
+    :class:`~overshadow_lab.lab.train.LinearCrossEntropy` with a leading member dimension:
+    ``h`` is ``[K, M, d]``, ``weight`` ``[K, V, d]``, ``target`` ``[K, M]`` (``-100`` ignored);
+    returns the ``K`` losses. The logits are the one large tensor of a small model's step (a
+    vocabulary of thousands against a hidden size of tens), so each member's logits are made,
+    turned into probabilities by one fused softmax, turned into the gradient in place and
+    multiplied back through ``W`` at once, while they are still in the CPU's cache; the
+    gradients are kept for the backward, which only scales them. Stacking the logits of all
+    members instead would make a tensor too large for the cache, and every pass over it would
+    go to memory.
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, target):
+        keep = target != IGNORE
+        safe = torch.where(keep, target, torch.zeros_like(target))[..., None]
+        n = keep.sum(dim=1).clamp(min=1)
+        scale = (keep.to(h.dtype) / n[:, None].to(h.dtype))[..., None]
+        grad_h = torch.empty_like(h)
+        grad_w = torch.empty_like(weight)
+        nll = torch.empty(target.shape, dtype=h.dtype, device=h.device)
+        minus_one = torch.full_like(safe[0], -1.0, dtype=h.dtype)
+        for k in range(h.shape[0]):
+            logits = h[k] @ weight[k].t()
+            g = torch.softmax(logits, dim=1)
+            picked = g.gather(1, safe[k]).squeeze(1)
+            if bool((picked > 0).all()):
+                torch.log(picked, out=nll[k]).neg_()
+            else:  # a target's probability underflowed: its loss from the logits themselves
+                nll[k] = torch.logsumexp(logits, dim=1) - logits.gather(1, safe[k]).squeeze(1)
+            del logits
+            g.scatter_add_(1, safe[k], minus_one)
+            torch.mm(g, weight[k], out=grad_h[k])
+            torch.mm(g.t(), h[k] * scale[k], out=grad_w[k])
+        grad_h *= scale
+        loss = (nll * keep).sum(dim=1) / n
+        ctx.save_for_backward(grad_h, grad_w)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss):
+        grad_h, grad_w = ctx.saved_tensors
+        if not bool((grad_loss == 1).all()):  # the losses were weighted: scale each member
+            grad_h = grad_h * grad_loss[:, None, None]
+            grad_w = grad_w * grad_loss[:, None, None]
+        return grad_h, grad_w, None
+
+
+def stacked_hidden_states(
+    model, weights: dict[str, torch.Tensor], input_ids: torch.Tensor
+) -> torch.Tensor:
+    """Last hidden states ``[K, B * T, d]`` of ``K`` stacked GPT-NeoX models on ``[K, B, T]`` ids.
+
+    ``weights`` maps each parameter name of ``model`` (the shape every member shares; its own
+    weights are not used) to the stacked ``[K, *shape]`` tensor. The same computation as
+    :func:`overshadow_lab.lab.neox.hidden_states` for every member (tested).
+    """
+    w = weights
+    base, cfg = model.gpt_neox, model.config
+    members, batch, length = input_ids.shape
+    d = cfg.hidden_size
+    size = base.layers[0].attention.head_size
+    heads = d // size
+    eps = float(cfg.layer_norm_eps)
+    emb = w["gpt_neox.embed_in.weight"]
+    which = torch.arange(members, device=input_ids.device)[:, None]
+    x = emb[which, input_ids.reshape(members, batch * length)]
+    cos, sin, rotate = neox.rotary_tables(model, length, x.device, x.dtype)
+
+    def norm(x, name):
+        y = F.layer_norm(x, (d,), eps=eps)
+        return torch.addcmul(w[name + ".bias"][:, None], y, w[name + ".weight"][:, None])
+
+    def linear(x, name):
+        return torch.baddbmm(w[name + ".bias"][:, None], x, w[name + ".weight"].transpose(1, 2))
+
+    def mlp(prefix, x):
+        h = linear(norm(x, prefix + "post_attention_layernorm"), prefix + "mlp.dense_h_to_4h")
+        return linear(F.gelu(h), prefix + "mlp.dense_4h_to_h")
+
+    for i, layer in enumerate(base.layers):
+        prefix = f"gpt_neox.layers.{i}."
+        qkv = linear(norm(x, prefix + "input_layernorm"), prefix + "attention.query_key_value")
+        q, k, v = (
+            qkv.view(members * batch, length, heads, 3 * size).transpose(1, 2).split(size, dim=-1)
+        )
+        q = q * cos + (q @ rotate) * sin
+        k = k * cos + (k @ rotate) * sin
+        scale = layer.attention.scaling
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+        o = o.transpose(1, 2).reshape(members, batch * length, d)
+        o = linear(o, prefix + "attention.dense")
+        if layer.use_parallel_residual:
+            x = x + o + mlp(prefix, x)
+        else:
+            x = x + o
+            x = x + mlp(prefix, x)
+    return norm(x, "gpt_neox.final_layer_norm")
+
+
+class _Stack:
+    """The weights of the active members in one ``[K, N]`` buffer, one row per member.
+
+    Within a row the matrices come first, then the biases and norms, so a member's weights
+    are two contiguous pieces: its optimizer updates two tensors per step, not one per
+    parameter, and a member's gradient norm is one reduction. ``weights[name]`` is the
+    ``[K, *shape]`` view of one parameter across members (what the stacked forward multiplies
+    with), and each member's own ``nn.Parameter`` is re-pointed at its piece of its row.
+    Built again, smaller, when members leave.
+    """
+
+    def __init__(self, models: list, device):
+        named = list(models[0].named_parameters())
+        order = [n for n, p in named if p.ndim >= 2] + [n for n, p in named if p.ndim < 2]
+        params = [dict(m.named_parameters()) for m in models]
+        shapes = {n: params[0][n].shape for n in order}
+        count = len(models)
+        total = sum(int(np.prod(shapes[n])) for n in order)
+        dtype = params[0][order[0]].dtype
+        flat = torch.empty(count, total, device=device, dtype=dtype)
+        self.grads = torch.zeros_like(flat)
+        self.weights: dict[str, torch.Tensor] = {}
+        self.split = sum(int(np.prod(shapes[n])) for n in order if len(shapes[n]) >= 2)
+        start = 0
+        with torch.no_grad():
+            for name in order:
+                shape, size = shapes[name], int(np.prod(shapes[name]))
+                block = flat[:, start : start + size].view(count, *shape)
+                block.copy_(torch.stack([p[name].detach() for p in params]))
+                for k, p in enumerate(params):
+                    p[name].data = flat[k, start : start + size].view(shape)
+                    p[name].grad = None
+                leaf = block.detach().requires_grad_()
+                leaf.grad = self.grads[:, start : start + size].view(count, *shape)
+                self.weights[name] = leaf
+                start += size
+        self.rows = []  # per member: (matrices, vectors), the tensors its optimizer updates
+        for k in range(count):
+            pair = []
+            for piece in (slice(0, self.split), slice(self.split, total)):
+                row = flat[k, piece].detach().requires_grad_()
+                row.grad = self.grads[k, piece]
+                pair.append(row)
+            self.rows.append(tuple(pair))
+
+    def clip(self, max_norms: torch.Tensor) -> None:
+        """Each member's gradient scaled to norm at most ``max_norms[k]`` (inf: unclipped), as
+        ``torch.nn.utils.clip_grad_norm_`` does for one model."""
+        total = torch.linalg.vector_norm(self.grads, dim=1)
+        coef = torch.clamp(max_norms / (total + 1e-6), max=1.0)
+        if bool((coef < 1).any()):  # multiplying by one changes nothing: skip the pass
+            self.grads.mul_(coef[:, None])
+
+
+def _groups(rows: tuple, cfg: TrainConfig) -> list[dict]:
+    """The two AdamW groups of :func:`~overshadow_lab.lab.train.make_optimizer` for one member:
+    matrices with weight decay, biases and norms without."""
+    kw = {"lr": cfg.lr, "betas": tuple(cfg.betas)}
+    return [
+        {"params": [rows[0]], "weight_decay": cfg.weight_decay, **kw},
+        {"params": [rows[1]], "weight_decay": 0.0, **kw},
+    ]
+
+
+class _Member:
+    """One run of the stack: its data, schedule, stopping rule and history (as in train_model)."""
+
+    def __init__(self, index: int, model, sets, cfg: TrainConfig, device):
+        self.index, self.model, self.sets, self.cfg = index, model, sets, cfg
+        self.data = _Batches(
+            sets.train_sequences,
+            int(cfg.batch_size),
+            device,
+            torch.Generator().manual_seed(int(cfg.seed)),
+        )
+        if cfg.rule == "epochs":
+            self.total = epoch_steps(
+                len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs)
+            )
+        else:
+            self.total = int(cfg.max_steps)
+        schedule = cfg.schedule
+        if schedule == "auto":
+            schedule = "linear" if cfg.rule == "epochs" else "constant"
+        self.factor = _lr_lambda(schedule, int(round(cfg.warmup * self.total)), self.total)
+        dom = sets.dominant
+        check = np.arange(len(dom.prompts))
+        if cfg.rr_sample and len(check) > cfg.rr_sample:
+            rng = np.random.default_rng(int(cfg.seed))
+            check = np.sort(rng.choice(check, cfg.rr_sample, replace=False))
+        self.prompts = [dom.prompts[i] for i in check]
+        self.answers = [dom.answers[i] for i in check]
+        self.history: list[dict] = []
+        self.losses: list[float] = []
+        self.best = float("inf")
+        self.stale = 0
+        self.converged = False
+        self.reason = "max_steps" if cfg.rule == "converge" else "epochs"
+        self.tokens = 0
+        self.steps = 0
+        self.seconds = 0.0
+
+    def record(self, loss: float, tokens: int, elapsed: float) -> bool:
+        """Book one step; returns whether the member's rule stops it now."""
+        cfg = self.cfg
+        self.steps += 1
+        self.tokens += tokens
+        self.losses.append(loss)
+        step = self.steps
+        if not (step % cfg.eval_every == 0 or step == self.total):
+            return False
+        window = float(np.mean(self.losses[-cfg.eval_every :]))
+        rr = float(answer_matches(self.model, self.prompts, self.answers).mean())
+        self.model.train()
+        self.history.append(
+            {
+                "step": step,
+                "epoch": step / self.data.batches_per_epoch,
+                "loss": window,
+                "RR": rr,
+                "seconds": elapsed,
+            }
+        )
+        if step >= self.total:
+            return True
+        if cfg.rule == "converge":
+            if rr >= cfg.rr_threshold and step >= cfg.min_steps:
+                self.converged, self.reason = True, "rr_threshold"
+                return True
+            if window < self.best * (1 - cfg.plateau_tol):
+                self.best, self.stale = window, 0
+            else:
+                self.stale += 1
+                if self.stale >= cfg.patience and step >= cfg.min_steps:
+                    self.reason = "plateau"
+                    return True
+        return False
+
+    def result(self) -> TrainResult:
+        cfg = self.cfg
+        if cfg.rule == "epochs":
+            self.converged = bool(self.history and self.history[-1]["RR"] >= cfg.rr_threshold)
+        self.model.eval()
+        if cfg.checkpoint_dir:
+            self.model.save_pretrained(cfg.checkpoint_dir, safe_serialization=True)
+        return TrainResult(
+            model=self.model,
+            steps=self.steps,
+            seconds=self.seconds,
+            tokens=self.tokens,
+            converged=self.converged,
+            stop_reason=self.reason,
+            history=pd.DataFrame(self.history, columns=["step", "epoch", "loss", "RR", "seconds"]),
+            config=cfg,
+        )
+
+
+def _batch(batches: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs ``[K, B, T]`` and targets ``[K, B * T]`` of the members' batches, right-padded to
+    the largest batch and the longest sequence (padded targets are ignored)."""
+    shapes = {tuple(b.shape) for b in batches}
+    if len(shapes) == 1:
+        seqs = torch.stack(batches)
+        return seqs[:, :, :-1], seqs[:, :, 1:].reshape(len(batches), -1)
+    rows = max(b.shape[0] for b in batches)
+    width = max(b.shape[1] for b in batches)
+    ref = batches[0]
+    seqs = torch.zeros(len(batches), rows, width, dtype=ref.dtype, device=ref.device)
+    targets = torch.full_like(seqs, IGNORE)
+    for k, b in enumerate(batches):
+        seqs[k, : b.shape[0], : b.shape[1]] = b
+        targets[k, : b.shape[0], : b.shape[1]] = b
+    return seqs[:, :, :-1], targets[:, :, 1:].reshape(len(batches), -1)
+
+
+def train_stacked(
+    models: Sequence,
+    datasets: Sequence,
+    config: TrainConfig | Sequence[TrainConfig] | None = None,
+    **overrides: Any,
+) -> list[TrainResult]:
+    """Train ``models[k]`` on ``datasets[k]`` for every ``k`` at once; one result per member.
+
+    ``config`` is one :class:`~overshadow_lab.lab.train.TrainConfig` for all members or one per
+    member (seeds, learning rates, weight decay, batch sizes, rules and budgets may all differ;
+    ``device``, ``bf16``, ``threads`` and ``progress`` must agree); ``overrides`` apply to every
+    member. Each member trains exactly as :func:`~overshadow_lab.lab.train.train_model` would
+    train it alone (same batches, optimizer, schedule, clipping and stopping rule; equal up to
+    float rounding) and its :class:`~overshadow_lab.lab.train.TrainResult` is the same, except
+    that ``seconds`` is the wall time of the stack until the member stopped (time shared with
+    its stack-mates). Inputs that cannot be stacked (other architectures, different shapes,
+    ``fast=False``) are refused before any work, with the reason. Models are trained in place.
+    """
+    models, datasets = list(models), list(datasets)
+    configs = _member_configs(config, len(models), overrides)
+    _check_models(models, datasets, configs)
+    shared = configs[0]
+    device = get_device(shared.device)
+    old_threads = torch.get_num_threads()
+    if shared.threads:
+        torch.set_num_threads(int(shared.threads))
+    try:
+        for m in models:
+            m.to(device)
+        members = [
+            _Member(k, m, s, c, device)
+            for k, (m, s, c) in enumerate(zip(models, datasets, configs, strict=True))
+        ]
+        return _train(members, shared, device)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(members: list[_Member], shared: TrainConfig, device) -> list[TrainResult]:
+    bf16 = (device.type == "cuda") if shared.bf16 is None else bool(shared.bf16)
+    shape = members[0].model
+    head = shape.get_output_embeddings().weight
+    head_name = next(n for n, p in shape.named_parameters() if p is head)
+    active = list(members)
+    stack = _Stack([m.model for m in active], device)
+    groups = [g for m, rows in zip(active, stack.rows, strict=True) for g in _groups(rows, m.cfg)]
+    base_lr = [m.cfg.lr for m in active]
+    opt = torch.optim.AdamW(groups, fused=device.type in ("cpu", "cuda"))
+    bar = None
+    if progress_enabled(shared.progress):
+        from tqdm import tqdm
+
+        bar = tqdm(total=max(m.total for m in members), desc="train (stacked)", leave=False)
+    for m in active:
+        m.model.train()
+    step = 0
+    t0 = time.perf_counter()
+    while active:
+        batches = [m.data.next() for m in active]
+        inputs, targets = _batch(batches)
+        for k, m in enumerate(active):
+            lr = base_lr[k] * m.factor(step)
+            opt.param_groups[2 * k]["lr"] = lr
+            opt.param_groups[2 * k + 1]["lr"] = lr
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = stacked_hidden_states(shape, stack.weights, inputs)
+        # the output layer and the loss in float32, as train_model's fused loss
+        losses = StackedLinearCrossEntropy.apply(hidden.float(), stack.weights[head_name], targets)
+        stack.grads.zero_()
+        with warnings.catch_warnings():
+            # the stacked weights are strided views of the members' rows; autograd adds their
+            # gradients into the matching views of the gradient buffer, as intended
+            warnings.filterwarnings("ignore", message=".*gradient layout contract")
+            losses.sum().backward()
+        clips = [m.cfg.grad_clip or float("inf") for m in active]
+        stack.clip(torch.tensor(clips, device=device, dtype=stack.grads.dtype))
+        opt.step()
+        step += 1
+        if bar is not None:
+            bar.update(1)
+        values = losses.detach().tolist()
+        elapsed = time.perf_counter() - t0
+        done = []
+        for k, m in enumerate(active):
+            if m.record(values[k], batches[k].numel(), elapsed):
+                done.append(k)
+        if done:
+            elapsed = time.perf_counter() - t0
+            for k in done:
+                active[k].seconds = elapsed
+                for p in active[k].model.parameters():  # its own weights again, off the stack
+                    p.data = p.data.clone()
+                for row in stack.rows[k]:
+                    opt.state.pop(row, None)
+            keep = [k for k in range(len(active)) if k not in done]
+            active = [active[k] for k in keep]
+            base_lr = [base_lr[k] for k in keep]
+            groups = [opt.param_groups[2 * k + j] for k in keep for j in (0, 1)]
+            if active:  # pack the others into a smaller stack; their optimizer state moves along
+                old = [stack.rows[k] for k in keep]
+                stack = _Stack([m.model for m in active], device)
+                for j, (before, after) in enumerate(zip(old, stack.rows, strict=True)):
+                    for i in (0, 1):
+                        opt.state[after[i]] = opt.state.pop(before[i])
+                        groups[2 * j + i]["params"] = [after[i]]
+            opt.param_groups = groups
+    if bar is not None:
+        bar.close()
+    return [m.result() for m in members]
