@@ -71,6 +71,9 @@ from overshadow_lab.metrics import answer_matches
 SHARED_OPTIONS = ("device", "bf16", "threads", "progress")
 
 IGNORE = -100
+#: Logits per block of the output layer (``rows x vocabulary``): 512 KiB of floats, so that a
+#: block stays in the core's cache from its matrix product to its gradient.
+CHUNK_FLOATS = 1 << 17
 
 
 def shape_signature(model) -> tuple:
@@ -102,6 +105,25 @@ def stack_key(run: dict) -> tuple:
         run.get("span_len"),
         run.get("answer_len"),
     )
+
+
+def plan_stacks(runs: Sequence[dict], workers: int = 1) -> list[list[dict]]:
+    """Sweep runs split into stacks: runs of one :func:`stack_key` only, each key's runs
+    spread evenly over up to ``workers`` stacks (one per worker process), in the given order.
+
+    One stack per core trains every run of a sweep in ``workers`` single-threaded processes
+    (the way ``run_sweep`` uses a CPU), each step advancing all the runs of its stack.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(stack_key(run), []).append(run)
+    stacks = []
+    for group in groups.values():
+        parts = min(workers, len(group))
+        stacks.extend(group[i::parts] for i in range(parts))
+    return stacks
 
 
 def _check_models(models, datasets, configs) -> None:
@@ -191,18 +213,26 @@ class StackedLinearCrossEntropy(torch.autograd.Function):
         grad_w = torch.empty_like(weight)
         nll = torch.empty(target.shape, dtype=h.dtype, device=h.device)
         minus_one = torch.full_like(safe[0], -1.0, dtype=h.dtype)
+        rows = max(16, CHUNK_FLOATS // weight.shape[1])
         for k in range(h.shape[0]):
-            logits = h[k] @ weight[k].t()
-            g = torch.softmax(logits, dim=1)
-            picked = g.gather(1, safe[k]).squeeze(1)
-            if bool((picked > 0).all()):
-                torch.log(picked, out=nll[k]).neg_()
-            else:  # a target's probability underflowed: its loss from the logits themselves
-                nll[k] = torch.logsumexp(logits, dim=1) - logits.gather(1, safe[k]).squeeze(1)
-            del logits
-            g.scatter_add_(1, safe[k], minus_one)
-            torch.mm(g, weight[k], out=grad_h[k])
-            torch.mm(g.t(), h[k] * scale[k], out=grad_w[k])
+            for r in range(0, h.shape[1], rows):
+                part = slice(r, r + rows)
+                hk, target_k = h[k, part], safe[k, part]
+                logits = hk @ weight[k].t()
+                g = torch.softmax(logits, dim=1)
+                picked = g.gather(1, target_k).squeeze(1)
+                if bool((picked > 0).all()):
+                    torch.log(picked, out=nll[k, part]).neg_()
+                else:  # a target's probability underflowed: its loss from the logits themselves
+                    lse = torch.logsumexp(logits, dim=1)
+                    nll[k, part] = lse - logits.gather(1, target_k).squeeze(1)
+                del logits
+                g.scatter_add_(1, target_k, minus_one[: len(target_k)])
+                torch.mm(g, weight[k], out=grad_h[k, part])
+                if r == 0:
+                    torch.mm(g.t(), hk * scale[k, part], out=grad_w[k])
+                else:
+                    grad_w[k].addmm_(g.t(), hk * scale[k, part])
         grad_h *= scale
         loss = (nll * keep).sum(dim=1) / n
         ctx.save_for_backward(grad_h, grad_w)

@@ -8,6 +8,7 @@ from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import make_model
 from overshadow_lab.lab.stacked import (
     StackedLinearCrossEntropy,
+    plan_stacks,
     stack_key,
     stacked_hidden_states,
     train_stacked,
@@ -222,3 +223,18 @@ def test_stack_key_groups_runs_of_one_shape_and_length():
     assert stack_key(run) == stack_key({**run, "P": 25, "seed": 3, "lr": 1e-2})
     assert stack_key(run) != stack_key({**run, "L": 10})
     assert stack_key(run) != stack_key({**run, "size": "mini"})
+
+
+def test_plan_stacks_spreads_each_shape_over_the_workers():
+    base = {"size": "tiny", "init": "scratch", "span_len": 1, "answer_len": 1}
+    runs = [{**base, "L": L, "P": P} for L in (3, 5) for P in (2, 5, 10, 25, 50)]
+    stacks = plan_stacks(runs, workers=2)
+    assert len(stacks) == 4 and sorted(len(s) for s in stacks) == [2, 2, 3, 3]
+    for stack in stacks:
+        assert len({stack_key(r) for r in stack}) == 1
+    assert sorted(r["P"] + 100 * r["L"] for s in stacks for r in s) == sorted(
+        r["P"] + 100 * r["L"] for r in runs
+    )
+    assert plan_stacks(runs[:1], workers=4) == [runs[:1]]
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        plan_stacks(runs, workers=0)
