@@ -107,23 +107,61 @@ def stack_key(run: dict) -> tuple:
     )
 
 
-def plan_stacks(runs: Sequence[dict], workers: int = 1) -> list[list[dict]]:
+def plan_stacks(
+    runs: Sequence[dict], workers: int = 1, max_members: int | None = None
+) -> list[list[dict]]:
     """Sweep runs split into stacks: runs of one :func:`stack_key` only, each key's runs
-    spread evenly over up to ``workers`` stacks (one per worker process), in the given order.
+    spread evenly over up to ``workers`` stacks (one per worker process), in the given order,
+    and no stack over ``max_members`` runs (a finished stack is when its runs are written, so
+    smaller stacks lose less to an interruption).
 
     One stack per core trains every run of a sweep in ``workers`` single-threaded processes
     (the way ``run_sweep`` uses a CPU), each step advancing all the runs of its stack.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if max_members is not None and max_members < 1:
+        raise ValueError(f"max_members must be >= 1 (or None), got {max_members}")
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault(stack_key(run), []).append(run)
     stacks = []
     for group in groups.values():
         parts = min(workers, len(group))
+        if max_members is not None:
+            parts = max(parts, -(-len(group) // max_members))
         stacks.extend(group[i::parts] for i in range(parts))
     return stacks
+
+
+def _problem(model) -> str | None:
+    """Why ``model`` cannot be trained stacked (the end of a sentence), or None."""
+    if getattr(getattr(model, "config", None), "model_type", None) != "gpt_neox":
+        return (
+            f"is a {type(model).__name__}; train_stacked stacks GPT-NeoX models only (use "
+            f"train_model for other architectures)"
+        )
+    was = model.training
+    ok = neox.supported(model.train())  # as it will train: dropout must be off
+    model.train(was)
+    if not ok:
+        return (
+            "cannot use the lean GPT-NeoX forward (rotary type, activation or dropout, see "
+            "neox.supported); use train_model for it"
+        )
+    head = model.get_output_embeddings()
+    if head.weight is model.gpt_neox.embed_in.weight or head.bias is not None:
+        return (
+            "ties its input and output embeddings or has an output bias; train_stacked needs "
+            "an untied, bias-free output layer (as make_model builds)"
+        )
+    return None
+
+
+def stackable(model) -> bool:
+    """Whether :func:`train_stacked` accepts ``model`` (GPT-NeoX that the lean forward
+    supports, untied bias-free output layer); ``train_model`` could hand such models to it."""
+    return _problem(model) is None
 
 
 def _check_models(models, datasets, configs) -> None:
@@ -137,22 +175,9 @@ def _check_models(models, datasets, configs) -> None:
     if len({id(m) for m in models}) != len(models):
         raise ValueError("the same model object appears twice; pass one model per member")
     for k, m in enumerate(models):
-        if getattr(getattr(m, "config", None), "model_type", None) != "gpt_neox":
-            raise ValueError(
-                f"member {k} is a {type(m).__name__}; train_stacked stacks GPT-NeoX models only "
-                f"(use train_model for other architectures)"
-            )
-        if not neox.supported(m.train()):
-            raise ValueError(
-                f"member {k} cannot use the lean GPT-NeoX forward (rotary type, activation or "
-                f"dropout, see neox.supported); use train_model for it"
-            )
-        head = m.get_output_embeddings()
-        if head.weight is m.gpt_neox.embed_in.weight or head.bias is not None:
-            raise ValueError(
-                f"member {k} ties its input and output embeddings or has an output bias; "
-                f"train_stacked needs an untied, bias-free output layer (as make_model builds)"
-            )
+        problem = _problem(m)
+        if problem is not None:
+            raise ValueError(f"member {k} {problem}")
     first = shape_signature(models[0])
     for k, m in enumerate(models[1:], start=1):
         if shape_signature(m) != first:
@@ -498,6 +523,7 @@ def train_stacked(
     _check_models(models, datasets, configs)
     shared = configs[0]
     device = get_device(shared.device)
+    torch.manual_seed(int(configs[0].seed))  # as train_model does (nothing here draws from it)
     old_threads = torch.get_num_threads()
     if shared.threads:
         torch.set_num_threads(int(shared.threads))

@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from overshadow_lab.lab import neox
+from overshadow_lab.lab import neox, stacked
 from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import make_model
 from overshadow_lab.lab.stacked import (
     StackedLinearCrossEntropy,
     plan_stacks,
     stack_key,
+    stackable,
     stacked_hidden_states,
     train_stacked,
 )
@@ -21,6 +22,14 @@ VOCAB = 60
 
 def _sets(P, L, seed):
     return make_knowledge_sets(P=P, L=L, n_sets=8, vocab=VOCAB, seed=seed)
+
+
+def _alone(model, sets, config):
+    """``train_model``'s own loop for one model, even where it would hand the model to the
+    stacked trainer (train_single.patch): the reference the stack is checked against."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stacked, "stackable", lambda model: False)
+        return train_model(model, sets, config)
 
 
 def _params(model):
@@ -82,7 +91,7 @@ def test_members_train_as_they_would_alone():
         for d, t in runs
     ]
     alone = [
-        train_model(make_model("nano", VOCAB, seed=d["seed"]), s, c)
+        _alone(make_model("nano", VOCAB, seed=d["seed"]), s, c)
         for (d, _), s, c in zip(runs, sets, configs, strict=True)
     ]
     assert len({r.steps for r in alone}) == 3  # the members stop at different steps
@@ -104,7 +113,7 @@ def test_stopping_rules_and_members_leaving_the_stack():
         TrainConfig(rule="converge", lr=1e-4, eval_every=5, patience=100, max_steps=12, seed=2),
     ]
     configs = [TrainConfig(**{**vars(c), "progress": False}) for c in configs]
-    alone = [train_model(make_model("nano", VOCAB, seed=k), sets, c) for k, c in enumerate(configs)]
+    alone = [_alone(make_model("nano", VOCAB, seed=k), sets, c) for k, c in enumerate(configs)]
     reasons = [r.stop_reason for r in alone]
     assert reasons == ["rr_threshold", "plateau", "max_steps"], reasons
     assert len({r.steps for r in alone}) == 3
@@ -214,6 +223,7 @@ def test_refuses_what_it_cannot_stack():
     _refusal([nano()], [sets], TrainConfig(rule="fixed", progress=False), "rule must be one of")
     tied = make_model("nano", VOCAB, tie_word_embeddings=True)
     _refusal([tied], [sets], cfg, "ties its input and output embeddings")
+    assert not stackable(tied) and not stackable(tiny_llama(VOCAB)) and stackable(nano())
     with pytest.raises(ValueError, match="at least one model"):
         train_stacked([], [], cfg)
 
@@ -236,5 +246,6 @@ def test_plan_stacks_spreads_each_shape_over_the_workers():
         r["P"] + 100 * r["L"] for r in runs
     )
     assert plan_stacks(runs[:1], workers=4) == [runs[:1]]
+    assert sorted(len(s) for s in plan_stacks(runs, workers=1, max_members=2)) == [1, 1, 2, 2, 2, 2]
     with pytest.raises(ValueError, match="workers must be >= 1"):
         plan_stacks(runs, workers=0)
