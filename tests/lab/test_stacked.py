@@ -8,6 +8,7 @@ from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import make_model
 from overshadow_lab.lab.stacked import (
     StackedLinearCrossEntropy,
+    _Recall,
     plan_stacks,
     stack_key,
     stackable,
@@ -15,6 +16,7 @@ from overshadow_lab.lab.stacked import (
     train_stacked,
 )
 from overshadow_lab.lab.train import LinearCrossEntropy, TrainConfig, train_model
+from overshadow_lab.metrics import answer_matches
 from tests.tiny import tiny_llama
 
 VOCAB = 60
@@ -249,3 +251,18 @@ def test_plan_stacks_spreads_each_shape_over_the_workers():
     assert sorted(len(s) for s in plan_stacks(runs, workers=1, max_members=2)) == [1, 1, 2, 2, 2, 2]
     with pytest.raises(ValueError, match="workers must be >= 1"):
         plan_stacks(runs, workers=0)
+
+
+def test_recall_check_equals_answer_matches():
+    sets = _sets(P=3, L=4, seed=3)
+    model = make_model("nano", VOCAB, seed=0)
+    _alone(model, sets, TrainConfig(max_steps=60, eval_every=60, lr=1e-2, progress=False))
+    dom, sub = sets.dominant, sets.subordinate
+    prompts = dom.prompts + [p[1:] for p in sub.prompts]  # two prompt lengths
+    answers = dom.answers + sub.answers
+    # and each prompt once more with a wrong answer, so that the check sees misses too
+    prompts, answers = prompts * 2, answers + [[(t + 1) % VOCAB for t in a] for a in answers]
+    expected = answer_matches(model, prompts, answers)
+    assert 0 < expected.mean() < 1  # a check that can fail either way
+    check = _Recall(prompts, answers, torch.device("cpu"), rows=7)  # several blocks
+    assert check(model) == pytest.approx(expected.mean())
