@@ -1,44 +1,54 @@
 """Train several small GPT-NeoX models of one shape in one step: what a sweep's runs share.
 
 A sweep of the lab trains dozens of models that differ only in their data, seed and a few
-hyperparameters. For models this small a training step is mostly overhead: hundreds of tiny
-tensor operations, each too small to keep a core busy. :func:`train_stacked` trains ``K`` such
+hyperparameters. A small model's step is many small tensor operations, each with a fixed cost
+and too little work to use a core's vector units well. :func:`train_stacked` trains ``K`` such
 models as one: their parameters are stacked along a new leading dimension, and one forward
-computes all ``K`` models with batched matrix products (``torch.baddbmm``), one attention call
-over the ``K x B`` sequences and one fused output layer + loss for all members. Each operation
-then does ``K`` times the work for the same overhead, and the optimizer, the gradient clipping
-and the bookkeeping are per member.
+(:func:`overshadow_lab.lab.neox.stacked_hidden_states`) computes all ``K`` models with batched
+matrix products (``torch.baddbmm``) and one attention call over the ``K x B`` sequences. Each
+operation then does ``K`` times the work for one fixed cost. The optimizer, the gradient
+clipping, the schedule and the stopping rule stay per member.
 
 **Why batched matrix products over ``torch.func.vmap``.** ``functional_call`` + ``vmap`` over the
-transformers forward would batch the same computation, but it re-traces the transformers
+transformers forward would batch the same computation, but it goes through the transformers
 module tree at every step (masks, rotary tables, output objects: the very overhead the lab's
-lean forward :mod:`overshadow_lab.lab.neox` removes) and cannot use the hand-written output
-layer + loss (:class:`~overshadow_lab.lab.train.LinearCrossEntropy`), the largest cost of a
-small model's step. The stacked forward here is :func:`overshadow_lab.lab.neox.hidden_states`
+lean forward :mod:`overshadow_lab.lab.neox` removes) and cannot use a hand-written output
+layer + loss, the largest cost of a small model's step. The stacked forward is the lean forward
 written once more with a leading member dimension, and is tested against it.
 
-**Memory layout.** The parameters of all members live in one buffer, one block ``[K, *shape]``
-per parameter name: the block is what the stacked forward multiplies with, and member ``k``'s
-own ``nn.Parameter`` is re-pointed at row ``k`` of it, so each member's transformers model
-always holds its current weights (the recall checks run it as they are) and a per-member
-optimizer updates them in place. Gradients land in a second buffer of the same layout. When a
-member stops (its rule is met), its weights are copied out and the others are packed into a
-smaller stack, so finished members cost nothing afterwards.
+**The output layer** (:class:`StackedLinearCrossEntropy`) is where a small model spends most:
+a vocabulary of thousands against a hidden size of tens. It works member by member and block of
+rows by block, so that each block of logits is made, turned into probabilities, turned into the
+gradient and multiplied back while it is still in the core's cache; the gradients are ready when
+the forward ends. Stacking all members' logits instead would make one tensor too large for any
+cache, and each of the passes over it would go to memory.
+
+**Memory layout.** The weights of all members live in one ``[K, N]`` buffer, one row per
+member, matrices first: member ``k``'s own ``nn.Parameter`` tensors are re-pointed at pieces of
+row ``k`` (so each member's transformers model always holds its current weights), its AdamW
+updates two tensors (the matrices, decayed, and the rest) and its gradient norm is one
+reduction; the forward multiplies with ``[K, *shape]`` views across the rows. Gradients land in
+a second buffer of the same layout. When a member stops, its weights are copied out and the
+others are packed into a smaller stack with their optimizer state, so finished members cost
+nothing afterwards. Recall checks (the ``converge`` rule) use the lean forward too, with the
+output layer at the answer positions only (:class:`_Recall`, equal to
+:func:`~overshadow_lab.metrics.answer_matches`).
 
 **Equal to training one at a time.** Every member draws its batches exactly as
 :func:`~overshadow_lab.lab.train.train_model` does (the same batcher, seeded with its own
 seed), has its own AdamW (fused, decoupled weight decay on matrices only, its own learning rate,
 schedule, betas and weight decay), its own gradient-norm clipping and its own stopping rule;
-``tests/lab/test_stacked.py`` checks that each member's losses and final weights match
-``train_model``'s to float rounding.
+``tests/lab/test_stacked.py`` checks that each member's losses, recall and final weights match
+``train_model``'s to float rounding, for members that differ in data, seed, learning rate,
+weight decay, batch size and stopping step.
 
-**Members of different shapes.** Members must share one model shape (a sweep over S gives one
-stack per size). Their data may differ: sequences of different lengths (an L sweep) and batches
-of different sizes (the last batch of an epoch, or different ``batch_size``) are padded on the
-right to the step's longest sequence and largest batch. Causal attention means a token never
-sees the padding after it, and padded targets are ignored by the loss, so padding changes no
-member's result, only costs the padded work: group runs of one length together where you can
-(:func:`stack_key`).
+**Members of different shapes and data.** Members must share one model shape (a sweep over S
+gives one stack per size): anything else is refused before any work. Their data may differ:
+sequences of different lengths (an L sweep) and batches of different sizes (the last batch of
+an epoch, or different ``batch_size``) are padded on the right to the step's longest sequence
+and largest batch. Causal attention means a token never sees the padding after it, and padded
+targets are ignored by the loss, so padding changes no member's result; it only costs the
+padded work, so :func:`plan_stacks` groups runs of one length (:func:`stack_key`).
 """
 
 from __future__ import annotations
@@ -270,58 +280,6 @@ class StackedLinearCrossEntropy(torch.autograd.Function):
             grad_h = grad_h * grad_loss[:, None, None]
             grad_w = grad_w * grad_loss[:, None, None]
         return grad_h, grad_w, None
-
-
-def stacked_hidden_states(
-    model, weights: dict[str, torch.Tensor], input_ids: torch.Tensor
-) -> torch.Tensor:
-    """Last hidden states ``[K, B * T, d]`` of ``K`` stacked GPT-NeoX models on ``[K, B, T]`` ids.
-
-    ``weights`` maps each parameter name of ``model`` (the shape every member shares; its own
-    weights are not used) to the stacked ``[K, *shape]`` tensor. The same computation as
-    :func:`overshadow_lab.lab.neox.hidden_states` for every member (tested).
-    """
-    w = weights
-    base, cfg = model.gpt_neox, model.config
-    members, batch, length = input_ids.shape
-    d = cfg.hidden_size
-    size = base.layers[0].attention.head_size
-    heads = d // size
-    eps = float(cfg.layer_norm_eps)
-    emb = w["gpt_neox.embed_in.weight"]
-    which = torch.arange(members, device=input_ids.device)[:, None]
-    x = emb[which, input_ids.reshape(members, batch * length)]
-    cos, sin, rotate = neox.rotary_tables(model, length, x.device, x.dtype)
-
-    def norm(x, name):
-        y = F.layer_norm(x, (d,), eps=eps)
-        return torch.addcmul(w[name + ".bias"][:, None], y, w[name + ".weight"][:, None])
-
-    def linear(x, name):
-        return torch.baddbmm(w[name + ".bias"][:, None], x, w[name + ".weight"].transpose(1, 2))
-
-    def mlp(prefix, x):
-        h = linear(norm(x, prefix + "post_attention_layernorm"), prefix + "mlp.dense_h_to_4h")
-        return linear(F.gelu(h), prefix + "mlp.dense_4h_to_h")
-
-    for i, layer in enumerate(base.layers):
-        prefix = f"gpt_neox.layers.{i}."
-        qkv = linear(norm(x, prefix + "input_layernorm"), prefix + "attention.query_key_value")
-        q, k, v = (
-            qkv.view(members * batch, length, heads, 3 * size).transpose(1, 2).split(size, dim=-1)
-        )
-        q = q * cos + (q @ rotate) * sin
-        k = k * cos + (k @ rotate) * sin
-        scale = layer.attention.scaling
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-        o = o.transpose(1, 2).reshape(members, batch * length, d)
-        o = linear(o, prefix + "attention.dense")
-        if layer.use_parallel_residual:
-            x = x + o + mlp(prefix, x)
-        else:
-            x = x + o
-            x = x + mlp(prefix, x)
-    return norm(x, "gpt_neox.final_layer_norm")
 
 
 class _Stack:
@@ -601,7 +559,7 @@ def _train(members: list[_Member], shared: TrainConfig, device) -> list[TrainRes
             opt.param_groups[2 * k]["lr"] = lr
             opt.param_groups[2 * k + 1]["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            hidden = stacked_hidden_states(shape, stack.weights, inputs)
+            hidden = neox.stacked_hidden_states(shape, stack.weights, inputs)
         # the output layer and the loss in float32, as train_model's fused loss
         losses = StackedLinearCrossEntropy.apply(hidden.float(), stack.weights[head_name], targets)
         stack.grads.zero_()

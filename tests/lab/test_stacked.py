@@ -12,7 +12,6 @@ from overshadow_lab.lab.stacked import (
     plan_stacks,
     stack_key,
     stackable,
-    stacked_hidden_states,
     train_stacked,
 )
 from overshadow_lab.lab.train import LinearCrossEntropy, TrainConfig, train_model
@@ -158,7 +157,7 @@ def test_stacked_forward_matches_the_lean_forward(overrides):
         for n, _ in models[0].named_parameters()
     }
     with torch.no_grad():
-        ours = stacked_hidden_states(models[0], weights, ids)
+        ours = neox.stacked_hidden_states(models[0], weights, ids)
         for k, m in enumerate(models):
             theirs = neox.hidden_states(m, ids[k]).reshape(4 * 7, -1)
             torch.testing.assert_close(ours[k], theirs, rtol=1e-5, atol=1e-5)
