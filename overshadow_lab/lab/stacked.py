@@ -86,13 +86,13 @@ CHUNK_FLOATS = 1 << 17
 
 
 def shape_signature(model) -> tuple:
-    """What must be equal for two models to be stacked: parameter names and shapes and the
-    settings of the forward (residual form, rotary dimensions and base, norm epsilon)."""
+    """What must be equal for two models to be stacked: parameter names, shapes and types and
+    the settings of the forward (residual form, rotary dimensions and base, norm epsilon)."""
     cfg = model.config
     att = model.gpt_neox.layers[0].attention
     rope = getattr(cfg, "rope_parameters", None) or {}
     return (
-        tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
+        tuple((n, tuple(p.shape), str(p.dtype)) for n, p in model.named_parameters()),
         bool(cfg.use_parallel_residual),
         att.head_size,
         att.rotary_ndims,
@@ -121,8 +121,8 @@ def plan_stacks(
 ) -> list[list[dict]]:
     """Sweep runs split into stacks: runs of one :func:`stack_key` only, each key's runs
     spread evenly over up to ``workers`` stacks (one per worker process), in the given order,
-    and no stack over ``max_members`` runs (a finished stack is when its runs are written, so
-    smaller stacks lose less to an interruption).
+    and no stack over ``max_members`` runs (a sweep can write a stack's runs only when the
+    whole stack has finished, so smaller stacks lose less to an interruption).
 
     One stack per core trains every run of a sweep in ``workers`` single-threaded processes
     (the way ``run_sweep`` uses a CPU), each step advancing all the runs of its stack.
@@ -229,12 +229,12 @@ class StackedLinearCrossEntropy(torch.autograd.Function):
     :class:`~overshadow_lab.lab.train.LinearCrossEntropy` with a leading member dimension:
     ``h`` is ``[K, M, d]``, ``weight`` ``[K, V, d]``, ``target`` ``[K, M]`` (``-100`` ignored);
     returns the ``K`` losses. The logits are the one large tensor of a small model's step (a
-    vocabulary of thousands against a hidden size of tens), so each member's logits are made,
-    turned into probabilities by one fused softmax, turned into the gradient in place and
-    multiplied back through ``W`` at once, while they are still in the CPU's cache; the
-    gradients are kept for the backward, which only scales them. Stacking the logits of all
-    members instead would make a tensor too large for the cache, and every pass over it would
-    go to memory.
+    vocabulary of thousands against a hidden size of tens), so they are made member by member
+    and block of rows by block (:data:`CHUNK_FLOATS`), turned into probabilities by one fused
+    softmax, into the gradient in place and multiplied back through ``W`` at once, while they
+    are still in the CPU's cache; the gradients are kept for the backward, which only scales
+    them. Stacking the logits of all members instead would make a tensor too large for the
+    cache, and every pass over it would go to memory.
     """
 
     @staticmethod
