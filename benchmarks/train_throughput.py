@@ -7,12 +7,20 @@ size, same number of optimizer steps; prints tokens/s of each side by side and t
     .venv/bin/python benchmarks/train_throughput.py --size mini --steps 100
 
 1. One run. Every contender uses torch's default threads (all cores). ``lab`` is
-   ``train_model`` as the package runs it; ``lab (fast=False)`` is the same loop through the
-   model's own forward and ``F.cross_entropy``, which shows what the lean GPT-NeoX forward and
-   the fused output layer + loss add.
-2. A sweep: ``--runs`` runs (P values x seeds, each ``--steps`` steps). The lab trains them as
-   ``run_sweep`` does on a CPU, one single-threaded process per core, start-up included; with
-   the Trainer, which has no such mode, they run one after another with all cores.
+   ``train_model`` as the package runs it; ``lab stacked (1 model)`` is
+   :func:`~overshadow_lab.lab.stacked.train_stacked` with one member (the stacked trainer's
+   output layer computes its gradient while the logits are in cache, see its module);
+   ``lab (fast=False)`` is ``train_model`` through the model's own forward and
+   ``F.cross_entropy``, which shows what the lean GPT-NeoX forward and the fused output layer +
+   loss add.
+2. A sweep: ``--runs`` runs (P values x seeds, each ``--steps`` steps). ``lab, stacked`` trains
+   them in stacks (:func:`~overshadow_lab.lab.stacked.train_stacked`, every run of a stack
+   advanced by each step), one stack per core, each in a single-threaded worker process
+   (:func:`~overshadow_lab.lab.stacked.plan_stacks`); ``lab, one process per core`` is how
+   ``run_sweep`` trains them today, one run at a time per single-threaded worker. Both include
+   the workers' start-up and building corpora and models. With the Trainer, which has neither
+   mode, the runs go one after another with all cores. Single-threaded workers also hold up
+   best on a busy machine, where threads of one process wait for each other.
 
 Each single-run contender runs ``--repeats`` times, interleaved; the best run counts (timings
 on a shared machine are noisy, and the best run is the least disturbed). Only training is
@@ -33,33 +41,39 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
-from transformers import Trainer, TrainingArguments  # noqa: E402
+from transformers import PrinterCallback, Trainer, TrainingArguments  # noqa: E402
 
 from overshadow_lab.lab.data import make_knowledge_sets  # noqa: E402
 from overshadow_lab.lab.models import count_parameters, make_model  # noqa: E402
-from overshadow_lab.lab.train import train_model  # noqa: E402
+from overshadow_lab.lab.stacked import plan_stacks, train_stacked  # noqa: E402
+from overshadow_lab.lab.train import TrainConfig, train_model  # noqa: E402
+
+#: ``train_model`` options that make a run exactly ``steps`` steps long (RR can never stop it).
+FIXED = {"rule": "converge", "rr_threshold": 1.0, "patience": 10**6, "lr": 3e-3, "progress": False}
 
 
 def _lab_train(sets, size, steps, batch_size, seed=0, **options):
     """``train_model`` for exactly ``steps`` steps (RR can never stop it early); the result."""
     model = make_model(size, sets.vocab_size, seed=seed)
     return train_model(
-        model,
-        sets,
-        rule="converge",
-        rr_threshold=1.0,
-        max_steps=steps,
-        eval_every=steps,
-        patience=10**6,
-        batch_size=batch_size,
-        lr=3e-3,
-        progress=False,
-        **options,
+        model, sets, max_steps=steps, eval_every=steps, batch_size=batch_size, **FIXED, **options
     )
 
 
 def lab(sets, args, fast: bool = True) -> float:
     r = _lab_train(sets, args.size, args.steps, args.batch_size, fast=fast)
+    return r.tokens / r.seconds
+
+
+def _config(args, seed: int) -> TrainConfig:
+    return TrainConfig(
+        max_steps=args.steps, eval_every=args.steps, batch_size=args.batch_size, seed=seed, **FIXED
+    )
+
+
+def lab_stacked_one(sets, args) -> float:
+    """``train_stacked`` with one member: the single-run speed of the stacked trainer."""
+    (r,) = train_stacked([make_model(args.size, sets.vocab_size, seed=0)], [sets], _config(args, 0))
     return r.tokens / r.seconds
 
 
@@ -113,6 +127,7 @@ def _trainer_seconds(sets, args, seed: int = 0) -> float:
             seed=seed,
         )
         trainer = Trainer(model=model, args=targs, train_dataset=ds)
+        trainer.remove_callback(PrinterCallback)  # no metrics printed between the results
         t0 = time.perf_counter()
         trainer.train()
         return time.perf_counter() - t0
@@ -141,6 +156,34 @@ def lab_sweep(args) -> tuple[int, float]:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=mp.get_context("spawn")) as ex:
         tokens = sum(ex.map(_lab_one_thread, _jobs(args)))
+    return tokens, time.perf_counter() - t0
+
+
+def _lab_stack(jobs: list[dict]) -> int:
+    """One stack of sweep runs as a worker trains it: a single thread; returns tokens."""
+    torch.set_num_threads(1)
+    sets = [make_knowledge_sets(P=j["P"], L=j["L"], seed=j["seed"]) for j in jobs]
+    models = [
+        make_model(j["size"], s.vocab_size, seed=j["seed"]) for j, s in zip(jobs, sets, strict=True)
+    ]
+    configs = [j["config"] for j in jobs]
+    return sum(r.tokens for r in train_stacked(models, sets, configs, threads=1))
+
+
+def lab_stacked_sweep(args) -> tuple[int, float]:
+    """Tokens and wall seconds of the sweep's runs trained stacked: runs that share a model
+    shape and sequence length form stacks (:func:`plan_stacks`), one per core, each trained by
+    a single-threaded worker process; start-up and building corpora and models included."""
+    runs = [
+        {"size": size, "P": P, "L": L, "seed": seed, "span_len": 1, "answer_len": 1}
+        for size, _, _, P, L, seed in _jobs(args)
+    ]
+    for run in runs:
+        run["config"] = _config(args, run["seed"])
+    cores = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=cores, mp_context=mp.get_context("spawn")) as ex:
+        tokens = sum(ex.map(_lab_stack, plan_stacks(runs, cores)))
     return tokens, time.perf_counter() - t0
 
 
@@ -174,6 +217,7 @@ def main(argv=None) -> dict:
     )
     fns = {
         "lab": lab,
+        "lab stacked (1 model)": lab_stacked_one,
         "lab (fast=False)": lambda sets, args: lab(sets, args, fast=False),
         "HF Trainer": hf_trainer,
         "naive loop": naive,
@@ -184,23 +228,37 @@ def main(argv=None) -> dict:
             best[name] = max(best[name], fn(sets, args))
     print(f"\n1. one run (tokens/s, best of {args.repeats})")
     for name, v in best.items():
-        print(f"{name:>18}: {v:10,.0f}")
+        print(f"{name:>22}: {v:10,.0f}")
     ratios = {
         "lab / HF Trainer": best["lab"] / best["HF Trainer"],
+        "lab stacked (1 model) / HF Trainer": best["lab stacked (1 model)"] / best["HF Trainer"],
         "lab / naive loop": best["lab"] / best["naive loop"],
         "lab / lab (fast=False)": best["lab"] / best["lab (fast=False)"],
     }
-    print("   " + "; ".join(f"{k} = {v:.2f}x" for k, v in ratios.items()))
+    for k, v in ratios.items():
+        print(f"   {k} = {v:.2f}x")
     out = {**best, **ratios}
     if args.runs:
+        st, ss = lab_stacked_sweep(args)
         lt, ls = lab_sweep(args)
         tt, ts = trainer_sweep(args)
         print(f"\n2. a sweep of {args.runs} runs x {args.steps} steps (P in 2, 5, 10, 25)")
+        print(f"   lab, stacked:              {ss:6.1f} s ({st / ss:10,.0f} tokens/s)")
         print(f"   lab, one process per core: {ls:6.1f} s ({lt / ls:10,.0f} tokens/s)")
         print(f"   HF Trainer, one by one:    {ts:6.1f} s ({tt / ts:10,.0f} tokens/s)")
+        stacked = (st / ss) / (tt / ts)
         ratio = (lt / ls) / (tt / ts)
-        print(f"   lab sweep / Trainer sweep = {ratio:.2f}x")
-        out.update({"lab_sweep_s": ls, "trainer_sweep_s": ts, "lab sweep / Trainer sweep": ratio})
+        print(f"   lab stacked sweep / Trainer sweep = {stacked:.2f}x")
+        print(f"   lab per-core sweep / Trainer sweep = {ratio:.2f}x")
+        out.update(
+            {
+                "lab_stacked_sweep_s": ss,
+                "lab_sweep_s": ls,
+                "trainer_sweep_s": ts,
+                "lab stacked sweep / Trainer sweep": stacked,
+                "lab sweep / Trainer sweep": ratio,
+            }
+        )
     return out
 
 

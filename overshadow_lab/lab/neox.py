@@ -8,6 +8,9 @@ parameters with plain tensor operations: no mask (causal attention on full rows)
 computed once per sequence length, and the rotation of the rotary dimensions written as a small
 matrix product instead of slicing and concatenating.
 
+:func:`stacked_hidden_states` computes the same for ``K`` models of one shape at once, their
+parameters stacked along a leading dimension (the stacked trainer, :mod:`overshadow_lab.lab.stacked`).
+
 It serves the training loss only (no KV cache, no padding, no attention outputs); evaluation and
 generation use the model's own forward. :func:`supported` says whether a model qualifies
 (GPT-NeoX, default rotary, exact GELU, no dropout while training); ``tests/lab/test_neox.py`` checks
@@ -103,3 +106,56 @@ def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
             x = x + mlp(layer, x)
     final = base.final_layer_norm
     return F.layer_norm(x, (d,), final.weight, final.bias, final.eps)
+
+
+def stacked_hidden_states(
+    model, weights: dict[str, torch.Tensor], input_ids: torch.Tensor
+) -> torch.Tensor:
+    """Last hidden states ``[K, B * T, d]`` of ``K`` stacked GPT-NeoX models on ``[K, B, T]`` ids.
+
+    ``weights`` maps each parameter name of ``model`` (the shape every member shares; its own
+    weights are not used) to the stacked ``[K, *shape]`` tensor. The same computation as
+    :func:`hidden_states` for every member (``tests/lab/test_stacked.py``); used by the stacked
+    trainer (:mod:`overshadow_lab.lab.stacked`).
+    """
+    w = weights
+    base, cfg = model.gpt_neox, model.config
+    members, batch, length = input_ids.shape
+    d = cfg.hidden_size
+    size = base.layers[0].attention.head_size
+    heads = d // size
+    eps = float(cfg.layer_norm_eps)
+    emb = w["gpt_neox.embed_in.weight"]
+    which = torch.arange(members, device=input_ids.device)[:, None]
+    x = emb[which, input_ids.reshape(members, batch * length)]
+    cos, sin, rotate = _tables(model, length, x.device, x.dtype)
+
+    def norm(x, name):
+        y = F.layer_norm(x, (d,), eps=eps)
+        return torch.addcmul(w[name + ".bias"][:, None], y, w[name + ".weight"][:, None])
+
+    def linear(x, name):
+        return torch.baddbmm(w[name + ".bias"][:, None], x, w[name + ".weight"].transpose(1, 2))
+
+    def mlp(prefix, x):
+        h = linear(norm(x, prefix + "post_attention_layernorm"), prefix + "mlp.dense_h_to_4h")
+        return linear(F.gelu(h), prefix + "mlp.dense_4h_to_h")
+
+    for i, layer in enumerate(base.layers):
+        prefix = f"gpt_neox.layers.{i}."
+        qkv = linear(norm(x, prefix + "input_layernorm"), prefix + "attention.query_key_value")
+        q, k, v = (
+            qkv.view(members * batch, length, heads, 3 * size).transpose(1, 2).split(size, dim=-1)
+        )
+        q = q * cos + (q @ rotate) * sin
+        k = k * cos + (k @ rotate) * sin
+        scale = layer.attention.scaling
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+        o = o.transpose(1, 2).reshape(members, batch * length, d)
+        o = linear(o, prefix + "attention.dense")
+        if layer.use_parallel_residual:
+            x = x + o + mlp(prefix, x)
+        else:
+            x = x + o
+            x = x + mlp(prefix, x)
+    return norm(x, "gpt_neox.final_layer_norm")

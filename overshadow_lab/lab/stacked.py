@@ -1,0 +1,605 @@
+"""Train several small GPT-NeoX models of one shape in one step: what a sweep's runs share.
+
+A sweep of the lab trains dozens of models that differ only in their data, seed and a few
+hyperparameters. A small model's step is many small tensor operations, each with a fixed cost
+and too little work to use a core's vector units well. :func:`train_stacked` trains ``K`` such
+models as one: their parameters are stacked along a new leading dimension, and one forward
+(:func:`overshadow_lab.lab.neox.stacked_hidden_states`) computes all ``K`` models with batched
+matrix products (``torch.baddbmm``) and one attention call over the ``K x B`` sequences. Each
+operation then does ``K`` times the work for one fixed cost. The optimizer, the gradient
+clipping, the schedule and the stopping rule stay per member.
+
+**Why batched matrix products over ``torch.func.vmap``.** ``functional_call`` + ``vmap`` over the
+transformers forward would batch the same computation, but it goes through the transformers
+module tree at every step (masks, rotary tables, output objects: the very overhead the lab's
+lean forward :mod:`overshadow_lab.lab.neox` removes) and cannot use a hand-written output
+layer + loss, the largest cost of a small model's step. The stacked forward is the lean forward
+written once more with a leading member dimension, and is tested against it.
+
+**The output layer** (:class:`StackedLinearCrossEntropy`) is where a small model spends most:
+a vocabulary of thousands against a hidden size of tens. It works member by member and block of
+rows by block, so that each block of logits is made, turned into probabilities, turned into the
+gradient and multiplied back while it is still in the core's cache; the gradients are ready when
+the forward ends. Stacking all members' logits instead would make one tensor too large for any
+cache, and each of the passes over it would go to memory.
+
+**Memory layout.** The weights of all members live in one ``[K, N]`` buffer, one row per
+member, matrices first: member ``k``'s own ``nn.Parameter`` tensors are re-pointed at pieces of
+row ``k`` (so each member's transformers model always holds its current weights), its AdamW
+updates two tensors (the matrices, decayed, and the rest) and its gradient norm is one
+reduction; the forward multiplies with ``[K, *shape]`` views across the rows. Gradients land in
+a second buffer of the same layout. When a member stops, its weights are copied out and the
+others are packed into a smaller stack with their optimizer state, so finished members cost
+nothing afterwards. Recall checks (the ``converge`` rule) use the lean forward too, with the
+output layer at the answer positions only (:class:`_Recall`, equal to
+:func:`~overshadow_lab.metrics.answer_matches`).
+
+**Equal to training one at a time.** Every member draws its batches exactly as
+:func:`~overshadow_lab.lab.train.train_model` does (the same batcher, seeded with its own
+seed), has its own AdamW (fused, decoupled weight decay on matrices only, its own learning rate,
+schedule, betas and weight decay), its own gradient-norm clipping and its own stopping rule;
+``tests/lab/test_stacked.py`` checks that each member's losses, recall and final weights match
+``train_model``'s to float rounding, for members that differ in data, seed, learning rate,
+weight decay, batch size and stopping step.
+
+**Members of different shapes and data.** Members must share one model shape (a sweep over S
+gives one stack per size): anything else is refused before any work. Their data may differ:
+sequences of different lengths (an L sweep) and batches of different sizes (the last batch of
+an epoch, or different ``batch_size``) are padded on the right to the step's longest sequence
+and largest batch. Causal attention means a token never sees the padding after it, and padded
+targets are ignored by the loss, so padding changes no member's result; it only costs the
+padded work, so :func:`plan_stacks` groups runs of one length (:func:`stack_key`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from overshadow_lab.configs import override
+from overshadow_lab.device import get_device
+from overshadow_lab.lab import neox
+from overshadow_lab.lab.train import (
+    TrainConfig,
+    TrainResult,
+    _Batches,
+    _lr_lambda,
+    _validate,
+    epoch_steps,
+    progress_enabled,
+)
+
+#: Options every member of a stack must share (they describe the process, not the run).
+SHARED_OPTIONS = ("device", "bf16", "threads", "progress")
+
+IGNORE = -100
+#: Logits per block of the output layer (``rows x vocabulary``): 512 KiB of floats, so that a
+#: block stays in the core's cache from its matrix product to its gradient.
+CHUNK_FLOATS = 1 << 17
+
+
+def shape_signature(model) -> tuple:
+    """What must be equal for two models to be stacked: parameter names, shapes and types and
+    the settings of the forward (residual form, rotary dimensions and base, norm epsilon)."""
+    cfg = model.config
+    att = model.gpt_neox.layers[0].attention
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    return (
+        tuple((n, tuple(p.shape), str(p.dtype)) for n, p in model.named_parameters()),
+        bool(cfg.use_parallel_residual),
+        att.head_size,
+        att.rotary_ndims,
+        float(att.scaling),
+        float(rope.get("rope_theta", 0.0)),
+        float(cfg.layer_norm_eps),
+    )
+
+
+def stack_key(run: dict) -> tuple:
+    """A grouping key for sweep runs (dicts of :func:`~overshadow_lab.lab.sweep.plan_runs`):
+    runs with one key share a model shape and a sequence length, so they stack without padding
+    (only ``size`` is required to be equal; ``L`` and ``span_len``/``answer_len`` set the
+    length)."""
+    return (
+        run["size"],
+        run.get("init", "scratch"),
+        run.get("L"),
+        run.get("span_len"),
+        run.get("answer_len"),
+    )
+
+
+def plan_stacks(
+    runs: Sequence[dict], workers: int = 1, max_members: int | None = None
+) -> list[list[dict]]:
+    """Sweep runs split into stacks: runs of one :func:`stack_key` only, each key's runs
+    spread evenly over up to ``workers`` stacks (one per worker process), in the given order,
+    and no stack over ``max_members`` runs (a sweep can write a stack's runs only when the
+    whole stack has finished, so smaller stacks lose less to an interruption).
+
+    One stack per core trains every run of a sweep in ``workers`` single-threaded processes
+    (the way ``run_sweep`` uses a CPU), each step advancing all the runs of its stack.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if max_members is not None and max_members < 1:
+        raise ValueError(f"max_members must be >= 1 (or None), got {max_members}")
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(stack_key(run), []).append(run)
+    stacks = []
+    for group in groups.values():
+        parts = min(workers, len(group))
+        if max_members is not None:
+            parts = max(parts, -(-len(group) // max_members))
+        stacks.extend(group[i::parts] for i in range(parts))
+    return stacks
+
+
+def _problem(model) -> str | None:
+    """Why ``model`` cannot be trained stacked (the end of a sentence), or None."""
+    if getattr(getattr(model, "config", None), "model_type", None) != "gpt_neox":
+        return (
+            f"is a {type(model).__name__}; train_stacked stacks GPT-NeoX models only (use "
+            f"train_model for other architectures)"
+        )
+    was = model.training
+    ok = neox.supported(model.train())  # as it will train: dropout must be off
+    model.train(was)
+    if not ok:
+        return (
+            "cannot use the lean GPT-NeoX forward (rotary type, activation or dropout, see "
+            "neox.supported); use train_model for it"
+        )
+    head = model.get_output_embeddings()
+    if head.weight is model.gpt_neox.embed_in.weight or head.bias is not None:
+        return (
+            "ties its input and output embeddings or has an output bias; train_stacked needs "
+            "an untied, bias-free output layer (as make_model builds)"
+        )
+    return None
+
+
+def stackable(model) -> bool:
+    """Whether :func:`train_stacked` accepts ``model`` (GPT-NeoX that the lean forward
+    supports, untied bias-free output layer); ``train_model`` could hand such models to it."""
+    return _problem(model) is None
+
+
+def _check_models(models, datasets, configs) -> None:
+    if not models:
+        raise ValueError("train_stacked needs at least one model")
+    if not (len(models) == len(datasets) == len(configs)):
+        raise ValueError(
+            f"train_stacked needs one dataset and one config per model: got {len(models)} "
+            f"models, {len(datasets)} datasets, {len(configs)} configs"
+        )
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("the same model object appears twice; pass one model per member")
+    for k, m in enumerate(models):
+        problem = _problem(m)
+        if problem is not None:
+            raise ValueError(f"member {k} {problem}")
+    first = shape_signature(models[0])
+    for k, m in enumerate(models[1:], start=1):
+        if shape_signature(m) != first:
+            raise ValueError(
+                f"member {k} has another shape than member 0 (parameters or attention "
+                f"settings); stack only models of one size (group runs by size, see stack_key)"
+            )
+    for name in SHARED_OPTIONS:
+        values = {repr(getattr(c, name)) for c in configs}
+        if len(values) > 1:
+            raise ValueError(
+                f"members disagree on {name} ({', '.join(sorted(values))}); it must be the same "
+                f"for every member of a stack"
+            )
+    for k, c in enumerate(configs):
+        _validate(c)
+        if not c.fast:
+            raise ValueError(
+                f"member {k} asks for fast=False (the model's own forward); train_stacked always "
+                f"uses the stacked lean forward, so use train_model for it"
+            )
+    dirs = [c.checkpoint_dir for c in configs if c.checkpoint_dir]
+    if len(set(dirs)) != len(dirs):
+        raise ValueError("two members share a checkpoint_dir; give each member its own folder")
+
+
+def _member_configs(config, n: int, overrides: dict) -> list[TrainConfig]:
+    if config is None or isinstance(config, TrainConfig):
+        configs = [config if config is not None else TrainConfig()] * n
+    else:
+        configs = list(config)
+        if not all(isinstance(c, TrainConfig) for c in configs):
+            raise ValueError("config must be a TrainConfig or a sequence of TrainConfigs")
+    return [override(c, overrides, "training option") for c in configs]
+
+
+class StackedLinearCrossEntropy(torch.autograd.Function):
+    """Per-member ``cross_entropy(h[k] @ W[k].T, target[k])`` (means over the kept targets).
+
+    :class:`~overshadow_lab.lab.train.LinearCrossEntropy` with a leading member dimension:
+    ``h`` is ``[K, M, d]``, ``weight`` ``[K, V, d]``, ``target`` ``[K, M]`` (``-100`` ignored);
+    returns the ``K`` losses. The logits are the one large tensor of a small model's step (a
+    vocabulary of thousands against a hidden size of tens), so they are made member by member
+    and block of rows by block (:data:`CHUNK_FLOATS`), turned into probabilities by one fused
+    softmax, into the gradient in place and multiplied back through ``W`` at once, while they
+    are still in the CPU's cache; the gradients are kept for the backward, which only scales
+    them. Stacking the logits of all members instead would make a tensor too large for the
+    cache, and every pass over it would go to memory.
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, target):
+        keep = target != IGNORE
+        safe = torch.where(keep, target, torch.zeros_like(target))[..., None]
+        n = keep.sum(dim=1).clamp(min=1)
+        scale = (keep.to(h.dtype) / n[:, None].to(h.dtype))[..., None]
+        grad_h = torch.empty_like(h)
+        grad_w = torch.empty_like(weight)
+        nll = torch.empty(target.shape, dtype=h.dtype, device=h.device)
+        minus_one = torch.full_like(safe[0], -1.0, dtype=h.dtype)
+        rows = max(16, CHUNK_FLOATS // weight.shape[1])
+        for k in range(h.shape[0]):
+            for r in range(0, h.shape[1], rows):
+                part = slice(r, r + rows)
+                hk, target_k = h[k, part], safe[k, part]
+                logits = hk @ weight[k].t()
+                g = torch.softmax(logits, dim=1)
+                picked = g.gather(1, target_k).squeeze(1)
+                if bool((picked > 0).all()):
+                    torch.log(picked, out=nll[k, part]).neg_()
+                else:  # a target's probability underflowed: its loss from the logits themselves
+                    lse = torch.logsumexp(logits, dim=1)
+                    nll[k, part] = lse - logits.gather(1, target_k).squeeze(1)
+                del logits
+                g.scatter_add_(1, target_k, minus_one[: len(target_k)])
+                torch.mm(g, weight[k], out=grad_h[k, part])
+                if r == 0:
+                    torch.mm(g.t(), hk * scale[k, part], out=grad_w[k])
+                else:
+                    grad_w[k].addmm_(g.t(), hk * scale[k, part])
+        grad_h *= scale
+        loss = (nll * keep).sum(dim=1) / n
+        ctx.save_for_backward(grad_h, grad_w)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss):
+        grad_h, grad_w = ctx.saved_tensors
+        if not bool((grad_loss == 1).all()):  # the losses were weighted: scale each member
+            grad_h = grad_h * grad_loss[:, None, None]
+            grad_w = grad_w * grad_loss[:, None, None]
+        return grad_h, grad_w, None
+
+
+class _Stack:
+    """The weights of the active members in one ``[K, N]`` buffer, one row per member.
+
+    Within a row the matrices come first, then the biases and norms, so a member's weights
+    are two contiguous pieces: its optimizer updates two tensors per step, not one per
+    parameter, and a member's gradient norm is one reduction. ``weights[name]`` is the
+    ``[K, *shape]`` view of one parameter across members (what the stacked forward multiplies
+    with), and each member's own ``nn.Parameter`` is re-pointed at its piece of its row.
+    Built again, smaller, when members leave.
+    """
+
+    def __init__(self, models: list, device):
+        named = list(models[0].named_parameters())
+        order = [n for n, p in named if p.ndim >= 2] + [n for n, p in named if p.ndim < 2]
+        params = [dict(m.named_parameters()) for m in models]
+        shapes = {n: params[0][n].shape for n in order}
+        count = len(models)
+        total = sum(int(np.prod(shapes[n])) for n in order)
+        dtype = params[0][order[0]].dtype
+        flat = torch.empty(count, total, device=device, dtype=dtype)
+        self.grads = torch.zeros_like(flat)
+        self.weights: dict[str, torch.Tensor] = {}
+        self.split = sum(int(np.prod(shapes[n])) for n in order if len(shapes[n]) >= 2)
+        start = 0
+        with torch.no_grad():
+            for name in order:
+                shape, size = shapes[name], int(np.prod(shapes[name]))
+                block = flat[:, start : start + size].view(count, *shape)
+                block.copy_(torch.stack([p[name].detach() for p in params]))
+                for k, p in enumerate(params):
+                    p[name].data = flat[k, start : start + size].view(shape)
+                    p[name].grad = None
+                leaf = block.detach().requires_grad_()
+                leaf.grad = self.grads[:, start : start + size].view(count, *shape)
+                self.weights[name] = leaf
+                start += size
+        self.rows = []  # per member: (matrices, vectors), the tensors its optimizer updates
+        for k in range(count):
+            pair = []
+            for piece in (slice(0, self.split), slice(self.split, total)):
+                row = flat[k, piece].detach().requires_grad_()
+                row.grad = self.grads[k, piece]
+                pair.append(row)
+            self.rows.append(tuple(pair))
+
+    def clip(self, max_norms: torch.Tensor) -> None:
+        """Each member's gradient scaled to norm at most ``max_norms[k]`` (inf: unclipped), as
+        ``torch.nn.utils.clip_grad_norm_`` does for one model."""
+        total = torch.linalg.vector_norm(self.grads, dim=1)
+        coef = torch.clamp(max_norms / (total + 1e-6), max=1.0)
+        if bool((coef < 1).any()):  # multiplying by one changes nothing: skip the pass
+            self.grads.mul_(coef[:, None])
+
+
+def _groups(rows: tuple, cfg: TrainConfig) -> list[dict]:
+    """The two AdamW groups of :func:`~overshadow_lab.lab.train.make_optimizer` for one member:
+    matrices with weight decay, biases and norms without."""
+    kw = {"lr": cfg.lr, "betas": tuple(cfg.betas)}
+    return [
+        {"params": [rows[0]], "weight_decay": cfg.weight_decay, **kw},
+        {"params": [rows[1]], "weight_decay": 0.0, **kw},
+    ]
+
+
+class _Recall:
+    """Teacher-forced greedy recall of fixed prompts: :func:`overshadow_lab.metrics.answer_matches`
+    computed from the lean forward, with the output layer applied at the answer positions only.
+
+    A check asks, for each prompt, whether the arg-max next token at every answer position is
+    the answer's token. ``answer_matches`` runs the model's own forward and the output layer
+    over every position; for the lab's short prompts and large vocabulary, the output layer at
+    the one or two answer positions is a small fraction of that, and recall is checked every
+    ``eval_every`` steps, so this is a large part of a run's time saved. Equal to
+    ``answer_matches`` (``tests/lab/test_stacked.py``).
+    """
+
+    def __init__(self, prompts, answers, device, rows: int = 1024):
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (p, a) in enumerate(zip(prompts, answers, strict=True)):
+            groups.setdefault((len(p), len(a)), []).append(i)
+        self.n = len(prompts)
+        self.parts = []
+        for (lp, la), idx in groups.items():
+            for b in range(0, len(idx), rows):
+                chunk = idx[b : b + rows]
+                seqs = [list(prompts[i]) + list(answers[i]) for i in chunk]
+                full = torch.tensor(seqs, dtype=torch.long, device=device)
+                self.parts.append((lp, la, full))
+
+    def __call__(self, model) -> float:
+        head = model.get_output_embeddings()
+        hits = 0
+        with torch.no_grad():  # not inference mode: the rotary tables it caches serve training
+            for lp, la, full in self.parts:
+                hidden = neox.hidden_states(model, full[:, :-1])[:, lp - 1 : lp - 1 + la]
+                pred = F.linear(hidden, head.weight, head.bias).argmax(-1)
+                hits += int((pred == full[:, lp : lp + la]).all(dim=1).sum())
+        return hits / self.n if self.n else float("nan")
+
+
+class _Member:
+    """One run of the stack: its data, schedule, stopping rule and history (as in train_model)."""
+
+    def __init__(self, index: int, model, sets, cfg: TrainConfig, device):
+        self.index, self.model, self.sets, self.cfg = index, model, sets, cfg
+        self.data = _Batches(
+            sets.train_sequences,
+            int(cfg.batch_size),
+            device,
+            torch.Generator().manual_seed(int(cfg.seed)),
+        )
+        if cfg.rule == "epochs":
+            self.total = epoch_steps(
+                len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs)
+            )
+        else:
+            self.total = int(cfg.max_steps)
+        schedule = cfg.schedule
+        if schedule == "auto":
+            schedule = "linear" if cfg.rule == "epochs" else "constant"
+        self.factor = _lr_lambda(schedule, int(round(cfg.warmup * self.total)), self.total)
+        dom = sets.dominant
+        check = np.arange(len(dom.prompts))
+        if cfg.rr_sample and len(check) > cfg.rr_sample:
+            rng = np.random.default_rng(int(cfg.seed))
+            check = np.sort(rng.choice(check, cfg.rr_sample, replace=False))
+        self.recall = _Recall(
+            [dom.prompts[i] for i in check], [dom.answers[i] for i in check], device
+        )
+        self.history: list[dict] = []
+        self.losses: list[float] = []
+        self.best = float("inf")
+        self.stale = 0
+        self.converged = False
+        self.reason = "max_steps" if cfg.rule == "converge" else "epochs"
+        self.tokens = 0
+        self.steps = 0
+        self.seconds = 0.0
+
+    def record(self, loss: float, tokens: int, elapsed: float) -> bool:
+        """Book one step; returns whether the member's rule stops it now."""
+        cfg = self.cfg
+        self.steps += 1
+        self.tokens += tokens
+        self.losses.append(loss)
+        step = self.steps
+        if not (step % cfg.eval_every == 0 or step == self.total):
+            return False
+        window = float(np.mean(self.losses[-cfg.eval_every :]))
+        rr = self.recall(self.model)
+        self.history.append(
+            {
+                "step": step,
+                "epoch": step / self.data.batches_per_epoch,
+                "loss": window,
+                "RR": rr,
+                "seconds": elapsed,
+            }
+        )
+        if step >= self.total:
+            return True
+        if cfg.rule == "converge":
+            if rr >= cfg.rr_threshold and step >= cfg.min_steps:
+                self.converged, self.reason = True, "rr_threshold"
+                return True
+            if window < self.best * (1 - cfg.plateau_tol):
+                self.best, self.stale = window, 0
+            else:
+                self.stale += 1
+                if self.stale >= cfg.patience and step >= cfg.min_steps:
+                    self.reason = "plateau"
+                    return True
+        return False
+
+    def result(self) -> TrainResult:
+        cfg = self.cfg
+        if cfg.rule == "epochs":
+            self.converged = bool(self.history and self.history[-1]["RR"] >= cfg.rr_threshold)
+        self.model.eval()
+        if cfg.checkpoint_dir:
+            self.model.save_pretrained(cfg.checkpoint_dir, safe_serialization=True)
+        return TrainResult(
+            model=self.model,
+            steps=self.steps,
+            seconds=self.seconds,
+            tokens=self.tokens,
+            converged=self.converged,
+            stop_reason=self.reason,
+            history=pd.DataFrame(self.history, columns=["step", "epoch", "loss", "RR", "seconds"]),
+            config=cfg,
+        )
+
+
+def _batch(batches: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs ``[K, B, T]`` and targets ``[K, B * T]`` of the members' batches, right-padded to
+    the largest batch and the longest sequence (padded targets are ignored)."""
+    shapes = {tuple(b.shape) for b in batches}
+    if len(shapes) == 1:
+        seqs = torch.stack(batches)
+        return seqs[:, :, :-1], seqs[:, :, 1:].reshape(len(batches), -1)
+    rows = max(b.shape[0] for b in batches)
+    width = max(b.shape[1] for b in batches)
+    ref = batches[0]
+    seqs = torch.zeros(len(batches), rows, width, dtype=ref.dtype, device=ref.device)
+    targets = torch.full_like(seqs, IGNORE)
+    for k, b in enumerate(batches):
+        seqs[k, : b.shape[0], : b.shape[1]] = b
+        targets[k, : b.shape[0], : b.shape[1]] = b
+    return seqs[:, :, :-1], targets[:, :, 1:].reshape(len(batches), -1)
+
+
+def train_stacked(
+    models: Sequence,
+    datasets: Sequence,
+    config: TrainConfig | Sequence[TrainConfig] | None = None,
+    **overrides: Any,
+) -> list[TrainResult]:
+    """Train ``models[k]`` on ``datasets[k]`` for every ``k`` at once; one result per member.
+
+    ``config`` is one :class:`~overshadow_lab.lab.train.TrainConfig` for all members or one per
+    member (seeds, learning rates, weight decay, batch sizes, rules and budgets may all differ;
+    ``device``, ``bf16``, ``threads`` and ``progress`` must agree); ``overrides`` apply to every
+    member. Each member trains exactly as :func:`~overshadow_lab.lab.train.train_model` would
+    train it alone (same batches, optimizer, schedule, clipping and stopping rule; equal up to
+    float rounding) and its :class:`~overshadow_lab.lab.train.TrainResult` is the same, except
+    that ``seconds`` is the wall time of the stack until the member stopped (time shared with
+    its stack-mates). Inputs that cannot be stacked (other architectures, different shapes,
+    ``fast=False``) are refused before any work, with the reason. Models are trained in place.
+    """
+    models, datasets = list(models), list(datasets)
+    configs = _member_configs(config, len(models), overrides)
+    _check_models(models, datasets, configs)
+    shared = configs[0]
+    device = get_device(shared.device)
+    torch.manual_seed(int(configs[0].seed))  # as train_model does (nothing here draws from it)
+    old_threads = torch.get_num_threads()
+    if shared.threads:
+        torch.set_num_threads(int(shared.threads))
+    try:
+        for m in models:
+            m.to(device)
+        members = [
+            _Member(k, m, s, c, device)
+            for k, (m, s, c) in enumerate(zip(models, datasets, configs, strict=True))
+        ]
+        return _train(members, shared, device)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(members: list[_Member], shared: TrainConfig, device) -> list[TrainResult]:
+    bf16 = (device.type == "cuda") if shared.bf16 is None else bool(shared.bf16)
+    shape = members[0].model
+    head = shape.get_output_embeddings().weight
+    head_name = next(n for n, p in shape.named_parameters() if p is head)
+    active = list(members)
+    stack = _Stack([m.model for m in active], device)
+    groups = [g for m, rows in zip(active, stack.rows, strict=True) for g in _groups(rows, m.cfg)]
+    base_lr = [m.cfg.lr for m in active]
+    opt = torch.optim.AdamW(groups, fused=device.type in ("cpu", "cuda"))
+    bar = None
+    if progress_enabled(shared.progress):
+        from tqdm import tqdm
+
+        bar = tqdm(total=max(m.total for m in members), desc="train (stacked)", leave=False)
+    for m in active:
+        m.model.train()
+    step = 0
+    t0 = time.perf_counter()
+    while active:
+        batches = [m.data.next() for m in active]
+        inputs, targets = _batch(batches)
+        for k, m in enumerate(active):
+            lr = base_lr[k] * m.factor(step)
+            opt.param_groups[2 * k]["lr"] = lr
+            opt.param_groups[2 * k + 1]["lr"] = lr
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = neox.stacked_hidden_states(shape, stack.weights, inputs)
+        # the output layer and the loss in float32, as train_model's fused loss
+        losses = StackedLinearCrossEntropy.apply(hidden.float(), stack.weights[head_name], targets)
+        stack.grads.zero_()
+        with warnings.catch_warnings():
+            # the stacked weights are strided views of the members' rows; autograd adds their
+            # gradients into the matching views of the gradient buffer, as intended
+            warnings.filterwarnings("ignore", message=".*gradient layout contract")
+            losses.sum().backward()
+        clips = [m.cfg.grad_clip or float("inf") for m in active]
+        stack.clip(torch.tensor(clips, device=device, dtype=stack.grads.dtype))
+        opt.step()
+        step += 1
+        if bar is not None:
+            bar.update(1)
+        values = losses.detach().tolist()
+        elapsed = time.perf_counter() - t0
+        done = []
+        for k, m in enumerate(active):
+            if m.record(values[k], batches[k].numel(), elapsed):
+                done.append(k)
+        if done:
+            elapsed = time.perf_counter() - t0
+            for k in done:
+                active[k].seconds = elapsed
+                for p in active[k].model.parameters():  # its own weights again, off the stack
+                    p.data = p.data.clone()
+                for row in stack.rows[k]:
+                    opt.state.pop(row, None)
+            keep = [k for k in range(len(active)) if k not in done]
+            active = [active[k] for k in keep]
+            base_lr = [base_lr[k] for k in keep]
+            groups = [opt.param_groups[2 * k + j] for k in keep for j in (0, 1)]
+            if active:  # pack the others into a smaller stack; their optimizer state moves along
+                old = [stack.rows[k] for k in keep]
+                stack = _Stack([m.model for m in active], device)
+                for j, (before, after) in enumerate(zip(old, stack.rows, strict=True)):
+                    for i in (0, 1):
+                        opt.state[after[i]] = opt.state.pop(before[i])
+                        groups[2 * j + i]["params"] = [after[i]]
+            opt.param_groups = groups
+    if bar is not None:
+        bar.close()
+    return [m.result() for m in members]

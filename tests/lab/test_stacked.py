@@ -1,0 +1,267 @@
+"""Training models stacked gives each member what training it alone gives (overshadow_lab.lab.stacked)."""
+
+import pytest
+import torch
+
+from overshadow_lab.lab import neox, stacked
+from overshadow_lab.lab.data import make_knowledge_sets
+from overshadow_lab.lab.models import make_model
+from overshadow_lab.lab.stacked import (
+    StackedLinearCrossEntropy,
+    _Recall,
+    plan_stacks,
+    stack_key,
+    stackable,
+    train_stacked,
+)
+from overshadow_lab.lab.train import LinearCrossEntropy, TrainConfig, train_model
+from overshadow_lab.metrics import answer_matches
+from tests.tiny import tiny_llama
+
+VOCAB = 60
+
+
+def _sets(P, L, seed):
+    return make_knowledge_sets(P=P, L=L, n_sets=8, vocab=VOCAB, seed=seed)
+
+
+def _alone(model, sets, config):
+    """``train_model``'s own loop for one model, even where it would hand the model to the
+    stacked trainer (train_single.patch): the reference the stack is checked against."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stacked, "stackable", lambda model: False)
+        return train_model(model, sets, config)
+
+
+def _params(model):
+    return {n: p.detach() for n, p in model.named_parameters()}
+
+
+def _assert_same_training(alone, stacked):
+    """Same steps, tokens, stop, per-check losses and recall, and final weights."""
+    assert (alone.steps, alone.tokens, alone.stop_reason, alone.converged) == (
+        stacked.steps,
+        stacked.tokens,
+        stacked.stop_reason,
+        stacked.converged,
+    )
+    cols = ["step", "epoch", "loss", "RR"]
+    torch.testing.assert_close(
+        torch.tensor(stacked.history[cols].to_numpy()),
+        torch.tensor(alone.history[cols].to_numpy()),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    theirs = _params(alone.model)
+    free = _free_key_bias(alone.model)
+    for name, p in _params(stacked.model).items():
+        q = theirs[name]
+        if name.endswith("query_key_value.bias"):
+            p, q = p[~free], q[~free]
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-5, msg=name)
+
+
+def _free_key_bias(model):
+    """The entries of the fused QKV bias that add the key bias outside the rotary dimensions.
+
+    They add the same number to every score of a query, which the softmax ignores: their true
+    gradient is zero, so what they get is float rounding, which Adam (dividing each gradient by
+    its own size) turns into steps of up to the learning rate in either direction. Batched and
+    single matrix products round differently, so these entries differ between the two ways of
+    training, and nothing else does: they never change the model's output.
+    """
+    att = model.gpt_neox.layers[0].attention
+    size, rot = att.head_size, att.rotary_ndims
+    heads = model.config.hidden_size // size
+    mask = torch.zeros(heads, 3, size, dtype=torch.bool)
+    mask[:, 1, rot:] = True
+    return mask.reshape(-1)
+
+
+def test_members_train_as_they_would_alone():
+    """Different data (P and L: different numbers and lengths of sequences), seeds, learning
+    rates, weight decay, batch sizes and budgets in one stack; every loss is checked."""
+    runs = [
+        ({"P": 2, "L": 3, "seed": 0}, {"lr": 3e-3, "weight_decay": 0.0, "batch_size": 6}),
+        ({"P": 5, "L": 3, "seed": 1}, {"lr": 1e-2, "weight_decay": 0.1, "batch_size": 10}),
+        ({"P": 3, "L": 6, "seed": 2}, {"lr": 5e-3, "weight_decay": 0.01, "batch_size": 12}),
+    ]
+    sets = [_sets(**d) for d, _ in runs]
+    configs = [
+        TrainConfig(rule="epochs", epochs=2, eval_every=1, seed=d["seed"], progress=False, **t)
+        for d, t in runs
+    ]
+    alone = [
+        _alone(make_model("nano", VOCAB, seed=d["seed"]), s, c)
+        for (d, _), s, c in zip(runs, sets, configs, strict=True)
+    ]
+    assert len({r.steps for r in alone}) == 3  # the members stop at different steps
+    stacked = train_stacked(
+        [make_model("nano", VOCAB, seed=d["seed"]) for d, _ in runs], sets, configs
+    )
+    for a, b in zip(alone, stacked, strict=True):
+        _assert_same_training(a, b)
+        assert b.seconds > 0 and b.config.seed == a.config.seed
+
+
+def test_stopping_rules_and_members_leaving_the_stack():
+    """The converge rule (recall threshold and plateau) stops members at different checks;
+    the members left behind keep training exactly (their optimizer state moves along)."""
+    sets = _sets(P=3, L=3, seed=0)
+    configs = [
+        TrainConfig(rule="converge", lr=1e-2, batch_size=16, eval_every=5, max_steps=40, seed=0),
+        TrainConfig(rule="converge", lr=1e-9, eval_every=2, patience=2, max_steps=40, seed=1),
+        TrainConfig(rule="converge", lr=1e-4, eval_every=5, patience=100, max_steps=12, seed=2),
+    ]
+    configs = [TrainConfig(**{**vars(c), "progress": False}) for c in configs]
+    alone = [_alone(make_model("nano", VOCAB, seed=k), sets, c) for k, c in enumerate(configs)]
+    reasons = [r.stop_reason for r in alone]
+    assert reasons == ["rr_threshold", "plateau", "max_steps"], reasons
+    assert len({r.steps for r in alone}) == 3
+    stacked = train_stacked(
+        [make_model("nano", VOCAB, seed=k) for k in range(3)], [sets] * 3, configs
+    )
+    for a, b in zip(alone, stacked, strict=True):
+        _assert_same_training(a, b)
+
+
+def test_trained_models_own_their_weights(tmp_path):
+    models = [make_model("pico", VOCAB, seed=k) for k in range(2)]
+    sets = _sets(P=2, L=3, seed=0)
+    configs = [
+        TrainConfig(max_steps=3, eval_every=3, progress=False, seed=k, checkpoint_dir=str(d))
+        for k, d in enumerate([tmp_path / "a", tmp_path / "b"])
+    ]
+    results = train_stacked(models, [sets, sets], configs)
+    for r, m in zip(results, models, strict=True):
+        assert r.model is m and not m.training
+        for p in m.parameters():  # off the stack: contiguous tensors of their own
+            assert p.is_contiguous() and p.untyped_storage().nbytes() == p.numel() * 4
+            assert p.grad is None
+    assert (tmp_path / "a" / "model.safetensors").is_file()
+    assert (tmp_path / "b" / "model.safetensors").is_file()
+    before = _params(models[0])
+    with torch.no_grad():
+        models[1].gpt_neox.embed_in.weight.add_(1.0)
+    torch.testing.assert_close(
+        _params(models[0])["gpt_neox.embed_in.weight"], before["gpt_neox.embed_in.weight"]
+    )
+
+
+@pytest.mark.parametrize("overrides", [{}, {"use_parallel_residual": False}])
+def test_stacked_forward_matches_the_lean_forward(overrides):
+    models = [make_model("tiny", VOCAB, seed=k, **overrides) for k in range(3)]
+    ids = torch.randint(0, VOCAB, (3, 4, 7), generator=torch.Generator().manual_seed(0))
+    weights = {
+        n: torch.stack([dict(m.named_parameters())[n] for m in models])
+        for n, _ in models[0].named_parameters()
+    }
+    with torch.no_grad():
+        ours = neox.stacked_hidden_states(models[0], weights, ids)
+        for k, m in enumerate(models):
+            theirs = neox.hidden_states(m, ids[k]).reshape(4 * 7, -1)
+            torch.testing.assert_close(ours[k], theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_stacked_loss_matches_the_fused_loss_per_member():
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(3, 10, 8, generator=g, requires_grad=True)
+    w = torch.randn(3, 30, 8, generator=g, requires_grad=True)
+    target = torch.randint(0, 30, (3, 10), generator=g)
+    target[1, 7:] = -100  # padding
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    (StackedLinearCrossEntropy.apply(h, w, target) * weights).sum().backward()
+    for k in range(3):
+        hk = h.detach()[k].clone().requires_grad_()
+        wk = w.detach()[k].clone().requires_grad_()
+        loss = LinearCrossEntropy.apply(hk, wk, None, target[k])
+        (loss * weights[k]).backward()
+        torch.testing.assert_close(h.grad[k], hk.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(w.grad[k], wk.grad, rtol=1e-5, atol=1e-6)
+    losses = StackedLinearCrossEntropy.apply(h.detach(), w.detach(), target)
+    plain = [
+        torch.nn.functional.cross_entropy(h[k].detach() @ w[k].detach().t(), target[k])
+        for k in range(3)
+    ]
+    torch.testing.assert_close(losses, torch.stack(plain), rtol=1e-5, atol=1e-6)
+
+
+def test_loss_survives_an_underflowing_probability():
+    h = torch.tensor([[[1.0], [1.0]]])
+    w = torch.tensor([[[200.0], [-200.0]]])  # the second token's probability is exp(-400) = 0
+    loss = StackedLinearCrossEntropy.apply(h, w, torch.tensor([[1, 0]]))
+    assert torch.isfinite(loss).all()
+    torch.testing.assert_close(loss, torch.tensor([200.0]), rtol=1e-5, atol=1e-4)
+
+
+def _refusal(models, sets, configs, pattern):
+    before = [
+        _params(m)["gpt_neox.embed_in.weight"].clone() for m in models if hasattr(m, "gpt_neox")
+    ]
+    with pytest.raises(ValueError, match=pattern):
+        train_stacked(models, sets, configs)
+    after = [_params(m)["gpt_neox.embed_in.weight"] for m in models if hasattr(m, "gpt_neox")]
+    for a, b in zip(before, after, strict=True):  # refused before any work
+        assert torch.equal(a, b)
+
+
+def test_refuses_what_it_cannot_stack():
+    sets = _sets(P=2, L=3, seed=0)
+    cfg = TrainConfig(max_steps=2, progress=False)
+    nano = lambda k=0: make_model("nano", VOCAB, seed=k)  # noqa: E731
+    _refusal([nano(), make_model("pico", VOCAB)], [sets] * 2, cfg, "another shape")
+    _refusal([nano(), tiny_llama(VOCAB)], [sets] * 2, cfg, "GPT-NeoX models only")
+    _refusal([nano(), nano(1)], [sets], cfg, "one dataset and one config per model")
+    one = nano()
+    _refusal([one, one], [sets] * 2, cfg, "same model object")
+    _refusal([nano()], [sets], TrainConfig(fast=False, progress=False), "fast=False")
+    _refusal(
+        [nano(), nano(1)],
+        [sets] * 2,
+        [TrainConfig(threads=1, progress=False), TrainConfig(threads=2, progress=False)],
+        "disagree on threads",
+    )
+    _refusal([nano()], [sets], TrainConfig(rule="fixed", progress=False), "rule must be one of")
+    tied = make_model("nano", VOCAB, tie_word_embeddings=True)
+    _refusal([tied], [sets], cfg, "ties its input and output embeddings")
+    assert not stackable(tied) and not stackable(tiny_llama(VOCAB)) and stackable(nano())
+    with pytest.raises(ValueError, match="at least one model"):
+        train_stacked([], [], cfg)
+
+
+def test_stack_key_groups_runs_of_one_shape_and_length():
+    run = {"size": "tiny", "init": "scratch", "L": 5, "span_len": 1, "answer_len": 1, "P": 2}
+    assert stack_key(run) == stack_key({**run, "P": 25, "seed": 3, "lr": 1e-2})
+    assert stack_key(run) != stack_key({**run, "L": 10})
+    assert stack_key(run) != stack_key({**run, "size": "mini"})
+
+
+def test_plan_stacks_spreads_each_shape_over_the_workers():
+    base = {"size": "tiny", "init": "scratch", "span_len": 1, "answer_len": 1}
+    runs = [{**base, "L": L, "P": P} for L in (3, 5) for P in (2, 5, 10, 25, 50)]
+    stacks = plan_stacks(runs, workers=2)
+    assert len(stacks) == 4 and sorted(len(s) for s in stacks) == [2, 2, 3, 3]
+    for stack in stacks:
+        assert len({stack_key(r) for r in stack}) == 1
+    assert sorted(r["P"] + 100 * r["L"] for s in stacks for r in s) == sorted(
+        r["P"] + 100 * r["L"] for r in runs
+    )
+    assert plan_stacks(runs[:1], workers=4) == [runs[:1]]
+    assert sorted(len(s) for s in plan_stacks(runs, workers=1, max_members=2)) == [1, 1, 2, 2, 2, 2]
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        plan_stacks(runs, workers=0)
+
+
+def test_recall_check_equals_answer_matches():
+    sets = _sets(P=3, L=4, seed=3)
+    model = make_model("nano", VOCAB, seed=0)
+    _alone(model, sets, TrainConfig(max_steps=60, eval_every=60, lr=1e-2, progress=False))
+    dom, sub = sets.dominant, sets.subordinate
+    prompts = dom.prompts + [p[1:] for p in sub.prompts]  # two prompt lengths
+    answers = dom.answers + sub.answers
+    # and each prompt once more with a wrong answer, so that the check sees misses too
+    prompts, answers = prompts * 2, answers + [[(t + 1) % VOCAB for t in a] for a in answers]
+    expected = answer_matches(model, prompts, answers)
+    assert 0 < expected.mean() < 1  # a check that can fail either way
+    check = _Recall(prompts, answers, torch.device("cpu"), rows=7)  # several blocks
+    assert check(model) == pytest.approx(expected.mean())
