@@ -47,6 +47,8 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.lab.models": "causal language models by size name, hub id or folder",
         "overshadow_lab.lab.neox": "a lean GPT-NeoX training forward, checked against transformers",
         "overshadow_lab.lab.train": "the training loop: causal LM loss, AdamW, stopping rules",
+        "overshadow_lab.lab.stacked": "several same-shape models trained in one step (batched "
+        "products), equal to one at a time",
         "overshadow_lab.lab.sweep": "resumable, shardable sweeps over P, L or model size S",
         "overshadow_lab.lab.results": "a sweep's results table: whole-row appends, checked rows, "
         "shards and merging",
