@@ -35,13 +35,35 @@ def _glued_patterns(text: str) -> list[re.Pattern]:
     return patterns
 
 
+def _cell_header(cell: str) -> str:
+    """A code cell's options: a YAML block between ``---`` lines, or the leading ``:key: value``
+    lines (MyST's short form, ``:tags: [remove-cell]``)."""
+    if cell.startswith("---"):
+        return cell.split("---", 2)[1]
+    lines = []
+    for line in cell.splitlines():
+        if not re.match(r"^:[\w-]+:", line):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _hidden_claims(text: str) -> int:
     count = 0
     for cell in _cells(text):
-        header = cell.split("---", 2)[1] if cell.startswith("---") else ""
+        header = _cell_header(cell)
         if "remove-cell" in header or "remove-input" in header:
             count += len(re.findall(r"\bclaim\(", cell))
     return count
+
+
+def test_both_forms_of_cell_options_hide_a_claim():
+    yaml_form = "```{code-cell} ipython3\n---\ntags: [remove-cell]\n---\nclaim(True, 'a')\n```\n"
+    short_form = "```{code-cell} ipython3\n:tags: [remove-cell]\nclaim(True, 'b')\n```\n"
+    shown = "```{code-cell} ipython3\nx = 1\n:tags: [remove-cell]\nclaim(True, 'c')\n```\n"
+    assert _hidden_claims(yaml_form) == 1
+    assert _hidden_claims(short_form) == 1
+    assert _hidden_claims(shown) == 0
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)

@@ -14,6 +14,7 @@ from overshadow_lab.theory.bound import (
     mu_paper,
     tempered_softmax_grad,
 )
+from overshadow_lab.theory.solvable import solve
 
 
 # -- 1. the gradient of the tempered loss ---------------------------------------------------------
@@ -182,6 +183,53 @@ check_rademacher_estimate = register(
                     / np.asarray(X).shape[0]
                 ),
                 "take the supremum for each sign draw, then average: not the sup of the averaged signs",
+            ),
+        ],
+    )
+)
+
+
+# -- 4. an experiment: predict, then measure, the effect of weight decay ---------------------------
+def _weight_decay_reference(P, L, lam_low, lam_high):
+    """The solvable model at two weight decays: sign of the change of the subordinate margin
+    (logit of Y_a minus logit of Y_b on a subordinate prompt) and whether the greedy answer
+    changes between them."""
+    if not 0 < lam_low < lam_high:
+        raise ValueError("weight decays must satisfy 0 < lam_low < lam_high")
+    low, high = solve(P=P, L=L, lam=lam_low), solve(P=P, L=L, lam=lam_high)
+    change = high.margin_sub - low.margin_sub
+    return {"sign": int(np.sign(change)), "flips": bool(low.HR != high.HR)}
+
+
+def _weight_decay_hr_only(P, L, lam_low, lam_high):
+    low, high = solve(P=P, L=L, lam=lam_low), solve(P=P, L=L, lam=lam_high)
+    return {"sign": int(np.sign(high.HR - low.HR)), "flips": bool(low.HR != high.HR)}
+
+
+check_weight_decay_effect = register(
+    Exercise(
+        name="weight_decay_effect",
+        chapter="generalization_bound",
+        reference=_weight_decay_reference,
+        description="Solvable model: sign of the change of the subordinate margin between two "
+        "weight decays, and whether the greedy answer flips.",
+        cases=[
+            Case((5.0, 5.0, 0.01, 1.0), label="P = L = 5, across the threshold"),
+            Case((5.0, 5.0, 0.001, 0.01), label="P = L = 5, both below the threshold"),
+            Case((5.0, 5.0, 10.0, 100.0), label="P = L = 5, both far above the threshold"),
+            Case((1.5, 2.0, 0.01, 1.0), label="(L-1)(m-n) <= 1: no weight decay flips it"),
+            Case((50.0, 25.0, 0.001, 0.01), label="very popular, long shared span"),
+            Case(
+                (5.0, 5.0, 0.1, 0.01),
+                label="edge case: decays in the wrong order",
+                raises=ValueError,
+            ),
+        ],
+        mistakes=[
+            Mistake(
+                _weight_decay_hr_only,
+                "the sign is that of the change in the margin, not of the greedy indicator: "
+                "the margin moves even when the greedy answer does not",
             ),
         ],
     )
