@@ -38,6 +38,8 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.loading": "one door for loading a model: size name, short name, hub id "
         "or folder",
         "overshadow_lab.paper": "the papers' own numbers, for comparison beside ours",
+        "overshadow_lab.probe": "a pretrained model probed for amalgamated hallucination: "
+        "natural prompts and in-context knowledge sets",
         "overshadow_lab.claims": "numbers glued into the book's prose, and asserted claims",
         "overshadow_lab.style": "one look for every figure: theme and one colour per method",
     },
