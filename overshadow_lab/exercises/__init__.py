@@ -27,6 +27,9 @@ for _mod in pkgutil.iter_modules(__path__):
     if _mod.name != "framework":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
+# experiment checks: plain functions (they train models), not registered function exercises
+from overshadow_lab.exercises.data_imbalance import check_exposure_protocol  # noqa: E402
+
 
 def get_exercise(name: str) -> Exercise:
     try:
@@ -65,6 +68,7 @@ def __getattr__(attr: str) -> Any:
 
 __all__ = [
     "REGISTRY",
+    "check_exposure_protocol",
     "Case",
     "CheckResult",
     "Exercise",
