@@ -37,15 +37,15 @@ BASE: dict[str, Any] = {
     "batch_size": 64,
     "lr": 1e-2,
     "eval_every": 10_000,  # no recall checks during a run: the budget rules do not need them
-    "max_steps": 1500,  # the cap of the plateau and recall rules
+    "max_steps": 800,  # the cap of the plateau and recall rules (1.3 passes at P = 100)
 }
 #: The budget of the adopted protocol: presentations of each subordinate statement.
 EXPOSURES = 10
 P_GRID = [1, 2, 5, 10, 25, 50, 100]
 L_GRID = [2, 4, 8, 16, 32, 64]
 S_GRID = ["pico", "nano", "tiny", "mini"]
-CAPACITY_SETS = [50, 100, 200, 400, 800]
-CAPACITY_SIZES = ["pico", "nano", "tiny"]
+CAPACITY_SETS = [100, 200, 400, 800]
+CAPACITY_SIZES = ["pico", "tiny"]
 POSITIONS = ["start", "middle", "end"]
 WEIGHT_DECAYS = [0.0, 0.01, 0.1, 0.3, 1.0]
 
@@ -57,7 +57,7 @@ GRIDS: dict[str, tuple[int, list[tuple[str, str, list, dict]]]] = {
     "dynamics": (
         3,
         [
-            ("P", "P", [2, 10, 100], {}),
+            ("P", "P", [2, 10, 50], {}),
             ("L", "L", [2, 8, 64], {}),
             ("S", "S", ["pico", "tiny"], {}),
         ],
