@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the pack
     sys.path.insert(0, str(ROOT))
 
 from overshadow_lab.lab.dynamics import dynamics_run  # noqa: E402
-from overshadow_lab.lab.grids import GRIDS, grid_plan  # noqa: E402
+from overshadow_lab.lab.grids import GRIDS, grid_plan, load_grid  # noqa: E402
 from overshadow_lab.lab.sweep import plan_runs, run_sweep  # noqa: E402
 from overshadow_lab.lab.workers import shutdown_workers, worker_pool  # noqa: E402
 from overshadow_lab.paths import results_dir  # noqa: E402
@@ -57,7 +57,7 @@ def _dynamics_worker(run: dict, points: int) -> pd.DataFrame:
     return dynamics_run(run, points=points, threads=1)
 
 
-def run_grid(name: str, scale: str, seeds: int | None, workers: int | None, work: Path):
+def run_grid(name: str, scale: str, seeds: int | None, workers: int | None, work: Path, out: Path):
     """Run one grid; returns its table (one row per run, or the long dynamics table)."""
     spec = grid_plan(name, scale, seeds)
     if name == "dynamics":
@@ -78,6 +78,11 @@ def run_grid(name: str, scale: str, seeds: int | None, workers: int | None, work
         return pd.concat(parts, ignore_index=True), spec
     tables = []
     for s in spec["sweeps"]:
+        if s["file"] == "P_P" and name != "P":  # the P grid's own runs, as recorded
+            p_table, _ = load_grid("P", out)
+            keep = p_table["P"].isin(s["values"]) & (p_table["seed"] < spec["seeds"])
+            tables.append(p_table[keep].assign(grid=name, label=s["label"]))
+            continue
         t = run_sweep(
             s["factor"],
             s["values"],
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
     try:
         for name in names:
             t0 = time.perf_counter()
-            table, spec = run_grid(name, args.scale, args.seeds, args.workers, work)
+            table, spec = run_grid(name, args.scale, args.seeds, args.workers, work, out)
             wall = time.perf_counter() - t0
             prov = provenance("cpu", wall_seconds=round(wall, 1))
             prov.update(command=command, grid=name, scale=args.scale, spec=spec)

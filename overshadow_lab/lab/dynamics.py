@@ -163,6 +163,9 @@ class DynamicsMonitor:
         long = wide.melt(id_vars=["step", "epoch"], var_name="metric", value_name="value")
         long = long.dropna(subset=["value"]).sort_values(["step", "metric"], ignore_index=True)
         key = dict(key or {})
+        clash = sorted(set(key) & {"step", "epoch", "metric", "value"})
+        if clash:
+            raise ValueError(f"key column(s) {clash} would overwrite the table's own; rename them")
         for k, v in key.items():
             long[k] = v
         return long[[*key, *DYNAMICS_COLUMNS]]
@@ -200,8 +203,8 @@ def train_with_dynamics(
 def dynamics_run(run: dict, points: int = 16, threads: int | None = None) -> pd.DataFrame:
     """The dynamics table of one run of a sweep plan (a dict from ``plan_runs``).
 
-    The key columns are the run's ``config_hash``, its factor and value, P, L, size, seed, the
-    rule and the parameter count S.
+    The key columns are the run's ``config_hash``, its ``factor`` and ``factor_value``, P, L,
+    size, seed, the rule and the parameter count S.
     """
     sets = make_knowledge_sets(**{k: run[k] for k in DATA_KEYS}, seed=run["seed"])
     model = make_model(run["size"], sets.vocab_size, init=run["init"], seed=run["seed"])
@@ -213,7 +216,8 @@ def dynamics_run(run: dict, points: int = 16, threads: int | None = None) -> pd.
         progress=False,
         threads=threads,
     )
-    key = {k: run[k] for k in ("config_hash", "factor", "value", "P", "L", "size", "seed", "rule")}
+    key = {k: run[k] for k in ("config_hash", "factor", "P", "L", "size", "seed", "rule")}
+    key["factor_value"] = run["value"]
     key["S"] = count_parameters(model)
     _, table = train_with_dynamics(model, sets, cfg, points=points, key=key)
     return table

@@ -118,5 +118,9 @@ def test_dynamics_run_of_a_plan():
     )[0]
     table = dynamics_run(run, points=4, threads=1)
     assert isinstance(table, pd.DataFrame) and not table.empty
-    assert {"config_hash", "P", "L", "size", "seed", "rule", "S"} <= set(table.columns)
+    assert {"config_hash", "P", "L", "size", "seed", "rule", "S", "factor_value"} <= set(table)
     assert (table["config_hash"] == run["config_hash"]).all()
+    # the key never overwrites the measurements (a key named like a column once did)
+    assert table["value"].dtype.kind == "f" and list(table.columns[-4:]) == list(DYNAMICS_COLUMNS)
+    rates = table[table["metric"].isin(["RR", "HR", "sub_acc"])]["value"]
+    assert rates.between(0, 1).all() and table["factor_value"].eq(3).all()
