@@ -49,6 +49,12 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.lab.models": "causal language models by size name, hub id or folder",
         "overshadow_lab.lab.neox": "a lean GPT-NeoX training forward, checked against transformers",
         "overshadow_lab.lab.train": "the training loop: causal LM loss, AdamW, stopping rules",
+        "overshadow_lab.lab.protocols": "the named training protocols (fixed epochs, equal "
+        "exposure, loss plateau, recall), each with its rationale",
+        "overshadow_lab.lab.dynamics": "training dynamics: HR, RR, answer probabilities and loss "
+        "on a schedule of steps",
+        "overshadow_lab.lab.grids": "the recorded grids of the Data imbalance chapter, and their "
+        "seeded re-check",
         "overshadow_lab.lab.stacked": "several same-shape models trained in one step (batched "
         "products), equal to one at a time",
         "overshadow_lab.lab.sweep": "resumable, shardable sweeps over P, L or model size S",

@@ -1,4 +1,8 @@
-"""``overshadow-lab sweep``: run a resumable sweep over P, L or model size S; merge its shards.
+"""``overshadow-lab sweep``: run a resumable sweep over P, L, model size S (or a setting such as
+``n_sets``, ``position`` or ``weight_decay``); merge its shards.
+
+``--protocol exposure`` (or ``epochs``, ``plateau``, ``converge``) trains under a named protocol
+of :mod:`overshadow_lab.lab.protocols`; explicit options such as ``--exposures`` win over it.
 
 ``overshadow-lab sweep --factor P ... --out results.csv --shard i/N`` writes shard i's own table,
 ``results.shard-i-of-N.csv``; ``overshadow-lab sweep merge --out results.csv`` checks the N shard
@@ -22,6 +26,9 @@ from overshadow_lab.lab.results import (
     shard_path,
 )
 
+FACTOR_CHOICES = ("P", "L", "S", "n_sets", "position", "weight_decay", "lr", "exposures")
+PROTOCOL_CHOICES = ("epochs", "exposure", "plateau", "converge")
+
 
 def _values(text: str | None, factor: str):
     if text is None:
@@ -29,7 +36,7 @@ def _values(text: str | None, factor: str):
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
         raise ValueError("--values is empty: give a comma-separated list, e.g. --values 2,10,100")
-    if factor == "S":
+    if factor in ("S", "position"):
         return items
     out = []
     for t in items:
@@ -55,7 +62,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "<name>.shard-i-of-N.csv; `overshadow-lab sweep merge --out <name>.csv` merges them.",
     )
     p.add_argument(
-        "--factor", choices=["P", "L", "S"], help="the factor to vary (required to run a sweep)"
+        "--factor",
+        choices=FACTOR_CHOICES,
+        help="the factor to vary (required to run a sweep); settings other than P, L, S need "
+        "--values",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOL_CHOICES,
+        help="a named training protocol (overshadow_lab.lab.protocols); default: the tier's rule",
     )
     p.add_argument(
         "--values", help="comma-separated values (S: size names); default: the tier's grid"
@@ -78,8 +93,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--vocab", type=int, help="built-in vocabulary size")
     g.add_argument("--position", choices=["end", "middle", "start", "random"])
     g.add_argument("--span-len", type=int, dest="span_len")
-    g.add_argument("--rule", choices=["converge", "epochs"])
+    g.add_argument("--rule", choices=list(PROTOCOL_CHOICES))
     g.add_argument("--epochs", type=int)
+    g.add_argument("--exposures", type=int, help="presentations per subordinate statement")
+    g.add_argument("--weight-decay", type=float, dest="weight_decay")
     g.add_argument("--max-steps", type=int, dest="max_steps")
     g.add_argument("--rr-threshold", type=float, dest="rr_threshold")
     g.add_argument("--lr", type=float)
@@ -111,6 +128,8 @@ FIXED = (
     "span_len",
     "rule",
     "epochs",
+    "exposures",
+    "weight_decay",
     "max_steps",
     "rr_threshold",
     "lr",
@@ -134,6 +153,7 @@ def _one_line_warnings():
 def run(args: argparse.Namespace) -> int:
     # Deferred on purpose, the one such import here: the sweep brings torch, which building
     # the parser (`overshadow-lab --help`, `sweep --help`) must not load.
+    from overshadow_lab.lab.protocols import protocol_options
     from overshadow_lab.lab.sweep import parse_shard, run_sweep, summarize
 
     if args.factor is None:
@@ -141,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ValueError("--out is required: the results CSV to write and resume from")
     fixed = {k: getattr(args, k) for k in FIXED if getattr(args, k, None) is not None}
+    if args.protocol is not None:
+        options = protocol_options(args.protocol)
+        options.pop("plateau_tol", None)  # TrainConfig's default, not a sweep setting
+        fixed = {**options, **fixed}
     for k in ("P", "L"):
         if k in fixed and float(fixed[k]).is_integer():
             fixed[k] = int(fixed[k])
@@ -162,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             **fixed,
         )
-    by = "S" if args.factor == "S" else args.factor
+    by = args.factor
     summary = summarize(table, by=by)
     cols = [by, "R", "lo", "hi", "count"]
     extra = table.groupby(by)[["RR", "HR", "sub_acc", "steps"]].mean().reset_index()

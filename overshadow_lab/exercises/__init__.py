@@ -27,7 +27,9 @@ for _mod in pkgutil.iter_modules(__path__):
     if _mod.name != "framework":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-# experiment exercises graded against recorded runs rather than a reference function
+# Experiment checks are plain functions, not registered function exercises: one trains the
+# student's chosen protocol, the other grades a prediction against recorded runs.
+from overshadow_lab.exercises.data_imbalance import check_exposure_protocol  # noqa: E402
 from overshadow_lab.exercises.law import check_transfer_prediction  # noqa: E402
 
 
@@ -68,6 +70,7 @@ def __getattr__(attr: str) -> Any:
 
 __all__ = [
     "REGISTRY",
+    "check_exposure_protocol",
     "Case",
     "CheckResult",
     "Exercise",

@@ -1,4 +1,11 @@
-"""Exercises of the chapter "Data imbalance"."""
+"""Exercises of the chapter "Data imbalance".
+
+Two implement-a-function exercises on the chapter's core ideas (the prompt ``X_share ⊙ x`` and
+the exact-match rate behind HR and RR) and one experiment: :func:`check_exposure_protocol`
+checks that a student's choice of training protocol removes the exposure confound, by training
+under it on two corpora far apart in P and comparing how often each subordinate statement was
+seen (the interpretation of the student's sweep is graded with the rubric in the chapter).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,18 @@ import math
 
 import numpy as np
 
-from overshadow_lab.exercises.framework import Case, Exercise, Mistake, register
-from overshadow_lab.lab.data import insert_span
-from overshadow_lab.lab.train import epoch_steps
+from overshadow_lab.exercises.framework import (
+    PASS_MARK,
+    Case,
+    CheckResult,
+    Exercise,
+    ExerciseFailure,
+    Mistake,
+    register,
+)
+from overshadow_lab.lab.data import insert_span, make_knowledge_sets
+from overshadow_lab.lab.models import make_model
+from overshadow_lab.lab.train import TrainConfig, train_model
 from overshadow_lab.metrics import token_exact_match_rate
 
 check_insert_span = register(
@@ -89,25 +105,62 @@ check_exact_match_rate = register(
     )
 )
 
-check_epoch_steps = register(
-    Exercise(
-        name="epoch_steps",
-        chapter="data_imbalance",
-        reference=epoch_steps,
-        description="Optimizer steps of a fixed epoch budget: epochs * ceil(n_sequences / batch).",
-        cases=[
-            Case((600, 64, 10), label="P=5 corpus, 10 epochs"),
-            Case((10100, 64, 10), label="P=100 corpus, 10 epochs"),
-            Case((128, 64, 3), label="batches divide the corpus exactly"),
-            Case((5, 64, 2), label="edge case: corpus smaller than a batch"),
-            Case((100, 0, 1), label="edge case: batch size 0", raises=ValueError),
-        ],
-        mistakes=[
-            Mistake(
-                lambda n, b, e=1: e * (n // b), "the last, shorter batch is a step too: round up"
-            ),
-            Mistake(lambda n, b, e=1: e * n / b, "steps are whole numbers: round the batches up"),
-            Mistake(lambda n, b, e=1: math.ceil(n / b), "multiply by the number of epochs"),
-        ],
-    )
-)
+#: The corpora on which :func:`check_exposure_protocol` trains a student's protocol: small, so that
+#: a check takes seconds, and far apart in P, so that an exposure confound cannot hide.
+_PROBE_P = (2, 20)
+_PROBE_SETS = {"L": 3, "n_sets": 8, "vocab": 200, "seed": 0}
+
+
+def check_exposure_protocol(options: dict, quiet: bool = False) -> CheckResult:
+    """Check that training ``options`` remove the exposure confound of the recall rule.
+
+    ``options`` are keyword arguments of :func:`~overshadow_lab.lab.train.train_model` (for
+    example from :func:`~overshadow_lab.lab.protocols.protocol_options`). The check trains a
+    small model under them on a P = 2 and a P = 20 corpus and passes when every subordinate
+    statement was presented the same number of times (at least once) in both runs, whatever
+    P; otherwise it raises :class:`ExerciseFailure` naming what differed and the likely cause.
+    """
+    name = "exposure_protocol"
+    if not isinstance(options, dict):
+        raise ExerciseFailure(f"{name}: expected a dict of training options, got {options!r}")
+    try:
+        TrainConfig(**options)
+    except TypeError as err:
+        raise ExerciseFailure(f"{name}: not a training option: {err}") from None
+    options = {**options, "progress": False, "threads": 1}
+    options.setdefault("batch_size", 16)
+    options["max_steps"] = min(int(options.get("max_steps", 400)), 400)  # keep the check short
+    seen = {}
+    for P in _PROBE_P:
+        sets = make_knowledge_sets(P=P, **_PROBE_SETS)
+        model = make_model("nano", sets.vocab_size, seed=0)
+        res = train_model(model, sets, **options)
+        seen[P] = (res.exposure["subordinate_min"], res.exposure["subordinate_max"], res.steps)
+    lo, hi = (seen[P][:2] for P in _PROBE_P)
+    rule = options.get("rule", TrainConfig().rule)
+    if lo[0] != hi[0]:
+        why = {
+            "converge": "the recall threshold stops a popular corpus once its dominant set is "
+            "recalled, before the subordinate statements have been seen as often",
+            "plateau": "a loss plateau is reached at a different point for each corpus",
+        }.get(rule, "a budget in optimizer steps buys fewer passes over a bigger corpus")
+        msg = (
+            f"each subordinate statement was seen {lo[0]} times at P = {_PROBE_P[0]} but "
+            f"{hi[0]} times at P = {_PROBE_P[1]}: {why}"
+        )
+    elif lo[0] != lo[1] or hi[0] != hi[1]:
+        msg = (
+            "some subordinate statements were seen more often than others in one run: "
+            "a budget that ends inside a pass over the corpus"
+        )
+    elif lo[0] < 1:
+        msg = "the subordinate statements were never presented: give the runs a budget"
+    else:
+        result = CheckResult(name, True, len(_PROBE_P), "")
+        if not quiet:
+            print(
+                f"{PASS_MARK} {name}: every subordinate statement seen {lo[0]} times at "
+                f"P = {_PROBE_P[0]} and at P = {_PROBE_P[1]} (rule {rule!r})"
+            )
+        return result
+    raise ExerciseFailure(f"{name}: {msg}")

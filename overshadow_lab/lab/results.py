@@ -58,6 +58,9 @@ TRAIN_KEYS = tuple(
     "rule epochs max_steps min_steps rr_threshold eval_every patience lr weight_decay "
     "batch_size warmup".split()
 )
+#: Training settings hashed only when a run sets them (the budget of ``rule="exposure"``), so
+#: that runs of the other rules keep the hashes they had before these settings existed.
+OPTIONAL_KEYS = ("exposures",)
 #: The model settings: a size name (or hub id or folder) and how it is initialised.
 MODEL_KEYS = ("size", "init")
 #: Everything that determines a run's result, hashed into its ``config_hash``.
@@ -205,7 +208,8 @@ def _row_problem(row: dict[str, str], header: Sequence[str]) -> str | None:
     if "config_hash" in header and not row["config_hash"]:
         return "config_hash is empty"
     if set(CONFIG_KEYS) <= set(header):
-        own = config_hash({k: _literal(row[k]) for k in CONFIG_KEYS})
+        keys = (*CONFIG_KEYS, *(k for k in OPTIONAL_KEYS if row.get(k, "") != ""))
+        own = config_hash({k: _literal(row[k]) for k in keys})
         if own != row["config_hash"]:
             return (
                 f"config_hash {row['config_hash']} is not the hash of the row's own settings "
@@ -522,6 +526,7 @@ __all__ = [
     "CONFIG_KEYS",
     "DATA_KEYS",
     "MODEL_KEYS",
+    "OPTIONAL_KEYS",
     "RESULT_COLUMNS",
     "TRAIN_KEYS",
     "BadRowsWarning",

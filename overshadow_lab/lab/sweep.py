@@ -1,4 +1,9 @@
-"""Sweeps over one factor (P, L or model size S) with several seeds, resumable and shardable.
+"""Sweeps over one factor with several seeds, resumable and shardable.
+
+The factors are the law's three, P, L and model size S (:data:`FACTORS`, each with a default
+grid per tier), and the settings that decide *where* the lab sits (:data:`EXTRA_FACTORS`:
+capacity through ``n_sets``, the ``position`` of the distinct span, ``weight_decay``, the
+learning rate ``lr`` and the ``exposures`` budget), which take the values given.
 
 ``run_sweep("P", [2, 10, 100], seeds=2, out="results.csv")`` trains one model per (value, seed)
 and appends one row per finished run to ``out``. Each run is keyed by ``config_hash``, a hash of
@@ -78,6 +83,7 @@ from overshadow_lab.lab.models import SIZES, count_parameters, make_model, size_
 from overshadow_lab.lab.results import (
     DATA_KEYS,
     MODEL_KEYS,
+    OPTIONAL_KEYS,
     RESULT_COLUMNS,
     TRAIN_KEYS,
     ResultsWriter,
@@ -93,6 +99,8 @@ from overshadow_lab.metrics import evaluate
 from overshadow_lab.records import code_hash, row_provenance
 
 FACTORS = ("P", "L", "S")
+#: Settings that can be swept like a factor (no default grid: give the values).
+EXTRA_FACTORS = ("n_sets", "position", "weight_decay", "lr", "exposures")
 
 #: How each tier's sweeps differ from the library's defaults (see :func:`library_defaults`),
 #: each with the default it replaces. These are the values every sweep of the lab has used; each
@@ -153,12 +161,27 @@ def tier_defaults(tier: str | None = None) -> dict:
 def default_grid(factor: str, tier: str | None = None) -> list:
     """The values a sweep over ``factor`` takes by default (S: the tier's family of sizes)."""
     _check_factor(factor)
+    if factor not in FACTORS:
+        raise ValueError(f"factor {factor!r} has no default grid: give its values")
     return list(_GRIDS[get_tier(tier)][factor])
 
 
 def _check_factor(factor: str) -> None:
-    if factor not in FACTORS:
-        raise ValueError(f"factor must be one of {', '.join(FACTORS)}, got {factor!r}")
+    if factor not in (*FACTORS, *EXTRA_FACTORS):
+        raise ValueError(
+            f"factor must be one of {', '.join((*FACTORS, *EXTRA_FACTORS))}, got {factor!r}"
+        )
+
+
+def _cast(factor: str, v: Any) -> Any:
+    """A factor value as the configuration stores it (names stay text, counts whole numbers)."""
+    if factor in ("S", "position"):
+        return str(v)
+    if factor in ("n_sets", "exposures"):
+        if float(v) != int(float(v)):
+            raise ValueError(f"{factor} is a count, got {v!r}; give whole numbers")
+        return int(float(v))
+    return float(v) if not float(v).is_integer() else int(v)
 
 
 def plan_runs(
@@ -170,7 +193,7 @@ def plan_runs(
 ) -> list[dict]:
     """The list of run configurations of a sweep (each a dict with ``config_hash``)."""
     _check_factor(factor)
-    base = tier_defaults(tier)
+    base = tier_defaults(tier) | {k: getattr(TrainConfig(), k) for k in OPTIONAL_KEYS}
     unknown = [k for k in fixed if k not in base]
     if unknown:
         raise ValueError(
@@ -194,10 +217,10 @@ def plan_runs(
     for v in values:
         for seed in seed_list:
             cfg = {k: base[k] for k in (*DATA_KEYS, *TRAIN_KEYS, *MODEL_KEYS)}
-            if factor == "S":
-                cfg["size"] = str(v)
-            else:
-                cfg[factor] = float(v) if not float(v).is_integer() else int(v)
+            cfg["exposures"] = base["exposures"]
+            cfg["size" if factor == "S" else factor] = _cast(factor, v)
+            if cfg["rule"] != "exposure":  # the budget of the exposure rule only: not hashed
+                del cfg["exposures"]  # otherwise, so other rules keep their hashes
             cfg["seed"] = int(seed)
             _validate_run(cfg)
             run = {"factor": factor, "value": v, **cfg}
@@ -220,6 +243,7 @@ def run_one(run: dict, device: str | None = None, threads: int | None = None) ->
     model = make_model(run["size"], sets.vocab_size, init=run["init"], seed=run["seed"])
     tc = TrainConfig(
         **{k: run[k] for k in TRAIN_KEYS},
+        **{k: run[k] for k in OPTIONAL_KEYS if k in run},
         seed=run["seed"],
         device=device,
         progress=False,
@@ -238,9 +262,11 @@ def run_one(run: dict, device: str | None = None, threads: int | None = None) ->
         tokens=res.tokens,
         converged=res.converged,
         stop_reason=res.stop_reason,
+        sub_exposures=res.exposure.get("subordinate_min"),
         config_hash=run["config_hash"],
     )
-    row.update({k: run[k] for k in (*DATA_KEYS, *TRAIN_KEYS, "init") if k not in row})
+    keys = (*DATA_KEYS, *TRAIN_KEYS, *(k for k in OPTIONAL_KEYS if k in run), "init")
+    row.update({k: run[k] for k in keys if k not in row})
     return row
 
 
@@ -371,6 +397,7 @@ def summarize(table: pd.DataFrame, by: str | None = None, metric: str = "R") -> 
 
 __all__ = [
     "DATA_KEYS",
+    "EXTRA_FACTORS",
     "FACTORS",
     "MODEL_KEYS",
     "RESULT_COLUMNS",

@@ -1,6 +1,6 @@
-"""Training loop of the lab: full-sequence causal LM loss, AdamW, two stopping rules.
+"""Training loop of the lab: full-sequence causal LM loss, AdamW, four stopping rules.
 
-Rules (SPEC §3):
+Rules (SPEC §3; :mod:`overshadow_lab.lab.protocols` names them and says when to use which):
 
 * ``rule="converge"`` (default): train until the dominant set is recalled (RR on the dominant
   prompts >= ``rr_threshold``, checked every ``eval_every`` steps) *and* ``min_steps`` have
@@ -9,6 +9,16 @@ Rules (SPEC §3):
   are recorded, so that a trend can be read against the training it took. The check uses at
   most ``rr_sample`` dominant prompts (a fixed random subset) to stay cheap on large corpora.
 * ``rule="epochs"``: the paper's protocol, a fixed number of passes over the corpus.
+* ``rule="exposure"``: every subordinate statement is presented exactly ``exposures`` times,
+  whatever P, at a constant learning rate after warm-up; the sampler counts every presentation
+  and the run stops when the least-seen subordinate statement reaches the budget.
+* ``rule="plateau"``: train until the training loss plateaus (the plateau test of
+  ``"converge"`` alone, without the recall test), capped by ``max_steps``.
+
+Every run counts how often each training sequence was presented
+(:attr:`TrainResult.exposure` summarises the counts of the subordinate and dominant statements),
+and ``train_model(..., monitor=f)`` calls ``f(step, model, loss)`` before the first step and
+after every step, which is how :mod:`overshadow_lab.lab.dynamics` records a run's curves.
 
 Speed on a CPU comes from doing little besides the model's own work: the corpus is turned once
 into tensors grouped by sequence length (synthetic corpora have one length, so no padding and no
@@ -25,6 +35,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +50,7 @@ from overshadow_lab.device import get_device
 from overshadow_lab.lab import neox
 from overshadow_lab.metrics import answer_matches
 
-RULES = ("converge", "epochs")
+RULES = ("converge", "epochs", "exposure", "plateau")
 SCHEDULES = ("auto", "constant", "linear", "cosine")
 
 
@@ -49,6 +60,7 @@ class TrainConfig:
 
     rule: str = "converge"
     epochs: int = 40
+    exposures: int = 20
     max_steps: int = 2000
     min_steps: int = 0
     rr_threshold: float = 0.95
@@ -84,6 +96,7 @@ class TrainResult:
     stop_reason: str = ""
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     config: TrainConfig | None = None
+    exposure: dict = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
@@ -101,7 +114,7 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {cfg.rule!r}")
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
-    for name in ("epochs", "max_steps", "eval_every", "batch_size", "patience"):
+    for name in ("epochs", "exposures", "max_steps", "eval_every", "batch_size", "patience"):
         v = getattr(cfg, name)
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
@@ -114,30 +127,38 @@ def _validate(cfg: TrainConfig) -> None:
 
 
 class _Batches:
-    """The corpus as tensors grouped by length; yields shuffled index batches epoch after epoch."""
+    """The corpus as tensors grouped by length; yields shuffled index batches epoch after epoch.
+
+    ``counts[i]`` is how many times training sequence ``i`` has been presented so far.
+    """
 
     def __init__(self, sequences: list[list[int]], batch_size: int, device, generator):
-        groups: dict[int, list[list[int]]] = {}
-        for s in sequences:
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(sequences):
             if len(s) < 2:
                 raise ValueError(
                     "every training sequence needs at least 2 tokens (input and target)"
                 )
-            groups.setdefault(len(s), []).append(s)
-        self.tensors = [torch.tensor(g, dtype=torch.long, device=device) for g in groups.values()]
+            groups.setdefault(len(s), []).append(i)
+        self.index = [np.array(g) for g in groups.values()]
+        self.tensors = [
+            torch.tensor([sequences[i] for i in g], dtype=torch.long, device=device)
+            for g in groups.values()
+        ]
         self.batch_size = batch_size
         self.gen = generator
         self.n_sequences = len(sequences)
+        self.counts = np.zeros(len(sequences), dtype=np.int64)
         self.batches_per_epoch = sum(math.ceil(len(t) / batch_size) for t in self.tensors)
-        self._queue: list[torch.Tensor] = []
+        self._queue: list[tuple[int, torch.Tensor]] = []
         self.epoch = 0
 
     def _refill(self) -> None:
         batches = []
-        for t in self.tensors:
-            perm = torch.randperm(len(t), generator=self.gen).to(t.device)
+        for k, t in enumerate(self.tensors):
+            perm = torch.randperm(len(t), generator=self.gen)
             for b in range(0, len(t), self.batch_size):
-                batches.append(t[perm[b : b + self.batch_size]])
+                batches.append((k, perm[b : b + self.batch_size]))
         order = torch.randperm(len(batches), generator=self.gen).tolist()
         self._queue = [batches[i] for i in order]
         self.epoch += 1
@@ -145,7 +166,29 @@ class _Batches:
     def next(self) -> torch.Tensor:
         if not self._queue:
             self._refill()
-        return self._queue.pop()
+        k, rows = self._queue.pop()
+        np.add.at(self.counts, self.index[k][rows.numpy()], 1)
+        t = self.tensors[k]
+        return t[rows.to(t.device)]
+
+
+def subordinate_rows(sets) -> np.ndarray:
+    """Indices of the training sequences that are subordinate statements (prompt + ``Y_b``)."""
+    sub = sets.subordinate
+    keys = {tuple(p) + tuple(a) for p, a in zip(sub.prompts, sub.answers, strict=True)}
+    return np.array(
+        [i for i, s in enumerate(sets.train_sequences) if tuple(s) in keys], dtype=np.int64
+    )
+
+
+def _exposure_summary(counts: np.ndarray, sub_rows: np.ndarray) -> dict:
+    """Least and most presentations of the subordinate and of the other training sequences."""
+    other = np.setdiff1d(np.arange(len(counts)), sub_rows)
+    out = {}
+    for name, rows in (("subordinate", sub_rows), ("other", other)):
+        c = counts[rows] if len(rows) else np.zeros(1, dtype=np.int64)
+        out[f"{name}_min"], out[f"{name}_max"] = int(c.min()), int(c.max())
+    return out
 
 
 def epoch_steps(n_sequences: int, batch_size: int, epochs: int = 1) -> int:
@@ -286,8 +329,18 @@ def lm_loss(model, batch: torch.Tensor, fast: bool | None = None) -> torch.Tenso
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets)
 
 
-def train_model(model, sets, config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
+def train_model(
+    model,
+    sets,
+    config: TrainConfig | None = None,
+    monitor: Callable[[int, Any, float | None], None] | None = None,
+    **overrides: Any,
+) -> TrainResult:
     """Train ``model`` on ``sets.train_sequences`` with the rule of ``config`` (see module doc).
+
+    ``monitor``, when given, is called as ``monitor(step, model, loss)`` once before training
+    (step 0, loss None) and after every optimizer step with that step's training loss; it may
+    evaluate the model (leaving it in the mode it found it in, as the lab's metrics do).
 
     Deterministic for a seed on the CPU. On CUDA it runs under bf16 autocast unless
     ``bf16=False``. ``threads`` sets torch's CPU threads for the run (restored afterwards); by
@@ -306,18 +359,27 @@ def train_model(model, sets, config: TrainConfig | None = None, **overrides: Any
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        return _train(model, sets, cfg, device)
+        return _train(model, sets, cfg, device, monitor)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _train(model, sets, cfg: TrainConfig, device) -> TrainResult:
+def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
     bf16 = (device.type == "cuda") if cfg.bf16 is None else bool(cfg.bf16)
+    sub_rows = subordinate_rows(sets)
+    if cfg.rule == "exposure" and not len(sub_rows):
+        raise ValueError(
+            "rule='exposure' counts presentations of the subordinate statements, but none of "
+            "sets.train_sequences is a subordinate prompt followed by its answer; use "
+            "rule='epochs' for this corpus"
+        )
     torch.manual_seed(int(cfg.seed))
     gen = torch.Generator().manual_seed(int(cfg.seed))
     data = _Batches(sets.train_sequences, int(cfg.batch_size), device, gen)
     if cfg.rule == "epochs":
         total = epoch_steps(len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs))
+    elif cfg.rule == "exposure":  # shuffled passes present every statement once per pass
+        total = epoch_steps(len(sets.train_sequences), int(cfg.batch_size), int(cfg.exposures))
     else:
         total = int(cfg.max_steps)
     schedule = cfg.schedule
@@ -348,10 +410,12 @@ def _train(model, sets, cfg: TrainConfig, device) -> TrainResult:
     best = float("inf")
     stale = 0
     converged = False
-    reason = "max_steps" if cfg.rule == "converge" else "epochs"
+    reason = {"epochs": "epochs", "exposure": "exposures"}.get(cfg.rule, "max_steps")
     tokens = 0
     step = 0
     model.train()
+    if monitor is not None:
+        monitor(0, model, None)
     t0 = time.perf_counter()
     while step < total:
         batch = data.next()
@@ -368,7 +432,11 @@ def _train(model, sets, cfg: TrainConfig, device) -> TrainResult:
         losses.append(float(loss.detach()))
         if bar is not None:
             bar.update(1)
-        if step % cfg.eval_every == 0 or step == total:
+        if monitor is not None:
+            monitor(step, model, losses[-1])
+            model.train()
+        done = cfg.rule == "exposure" and data.counts[sub_rows].min() >= cfg.exposures
+        if step % cfg.eval_every == 0 or step == total or done:
             window = float(np.mean(losses[-cfg.eval_every :]))
             rr = recall()
             model.train()
@@ -383,8 +451,8 @@ def _train(model, sets, cfg: TrainConfig, device) -> TrainResult:
             )
             if bar is not None:
                 bar.set_postfix(loss=f"{window:.3f}", RR=f"{rr:.2f}")
-            if cfg.rule == "converge":
-                if rr >= cfg.rr_threshold and step >= cfg.min_steps:
+            if cfg.rule in ("converge", "plateau"):
+                if cfg.rule == "converge" and rr >= cfg.rr_threshold and step >= cfg.min_steps:
                     converged, reason = True, "rr_threshold"
                     break
                 if window < best * (1 - cfg.plateau_tol):
@@ -392,8 +460,11 @@ def _train(model, sets, cfg: TrainConfig, device) -> TrainResult:
                 else:
                     stale += 1
                     if stale >= cfg.patience and step >= cfg.min_steps:
-                        reason = "plateau"
+                        converged, reason = cfg.rule == "plateau", "plateau"
                         break
+        if done:
+            converged = True
+            break
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
@@ -412,6 +483,7 @@ def _train(model, sets, cfg: TrainConfig, device) -> TrainResult:
         stop_reason=reason,
         history=pd.DataFrame(history, columns=["step", "epoch", "loss", "RR", "seconds"]),
         config=cfg,
+        exposure=_exposure_summary(data.counts, sub_rows),
     )
 
 

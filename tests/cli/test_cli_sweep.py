@@ -208,3 +208,40 @@ def test_the_documented_cluster_recipe_parses():
         args = build_parser().parse_args(argv)
         assert args.func.__name__ in ("run", "run_merge")
     assert any("--shard" in c and "3/8" in c for c in commands)
+
+
+def test_cli_sweeps_a_setting_under_a_named_protocol(tmp_path, capsys):
+    out = tmp_path / "w.csv"
+    small = ["--size", "nano", "--n-sets", "4", "--vocab", "100", "--batch-size", "16"]
+    rc = main(
+        [
+            "sweep",
+            "--factor",
+            "weight_decay",
+            "--values",
+            "0,0.5",
+            "--seeds",
+            "1",
+            "--protocol",
+            "exposure",
+            "--exposures",
+            "2",
+            "--P",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--workers",
+            "1",
+            *small,
+        ]
+    )
+    assert rc == 0
+    table = read_results(out)
+    assert sorted(table["weight_decay"]) == [0, 0.5]
+    assert set(table["rule"]) == {"exposure"} and set(table["sub_exposures"]) == {2}
+    assert "weight_decay" in capsys.readouterr().out
+    assert (
+        build_parser().parse_args(["sweep", "--factor", "position", "--values", "start,end"]).factor
+        == "position"
+    )
