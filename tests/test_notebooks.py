@@ -214,10 +214,10 @@ def test_inline_roles(book, role, expected):
 def test_unknown_directive_and_role_are_named_with_their_page_line(book):
     with pytest.raises(MystError, match=r"01_page.md:3: directive \{figure\} has no Colab form"):
         md(book, "Text.\n\n```{figure} a.png\n```\n")
-    with pytest.raises(MystError, match=r"01_page.md:13: role \{glue\} has no Colab form"):
-        page(book).convert("A.\n\nValue {glue}`x`.\n", offset=10)
-    with pytest.raises(MystError, match=r"01_page.md:1: role \{glue\} has no Colab form"):
-        md(book, ":::{note}\nSee {glue}`x`.\n:::\n")
+    with pytest.raises(MystError, match=r"01_page.md:13: role \{download\} has no Colab form"):
+        page(book).convert("A.\n\nValue {download}`x`.\n", offset=10)
+    with pytest.raises(MystError, match=r"01_page.md:1: role \{download\} has no Colab form"):
+        md(book, ":::{note}\nSee {download}`x`.\n:::\n")
 
 
 # -- roles --------------------------------------------------------------------------------

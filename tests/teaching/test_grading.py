@@ -51,7 +51,8 @@ def test_subprocess_isolation_grades_the_same(tmp_path):
 
 def test_grade_scores_each_submission_and_survives_broken_ones(graded):
     df = graded.set_index("submission")
-    assert df.loc["alice.py", "score"] == 1 and df.loc["alice.py", "max_score"] == 1
+    # the introduction has two exercises (the rate and the popularity-slope experiment)
+    assert df.loc["alice.py", "score"] == 1 and df.loc["alice.py", "max_score"] == 2
     assert df.loc["bob.py", "score"] == 0
     assert "multiply the ratio by 100" in df.loc["bob.py", "feedback"]
     assert df.loc["carol.py", "score"] == 0 and "SyntaxError" in df.loc["carol.py", "error"]
@@ -149,8 +150,8 @@ def test_without_a_selection_each_max_score_is_the_submissions_own(tmp_path):
         "def log_law_fit(x, r):\n    return (0, 0, 0)\n"
     )
     df = grade(tmp_path, progress=False, timeout=60, isolation="fork").set_index("submission")
-    assert df.loc["alice.py", "max_score"] == 1 and df.loc["alice.py", "score"] == 1
-    assert df.loc["greedy.py", "max_score"] == 5  # introduction (1) and the law chapter (4)
+    assert df.loc["alice.py", "max_score"] == 2 and df.loc["alice.py", "score"] == 1
+    assert df.loc["greedy.py", "max_score"] == 6  # introduction (2) and the law chapter (4)
     assert pd.isna(df.loc["alice.py", "log_law_fit"])
 
 

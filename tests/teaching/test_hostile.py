@@ -102,8 +102,9 @@ def test_hostile_submission_scores_only_what_it_earns(hostile_run, path):
 
 def test_honest_neighbours_are_unchanged(hostile_run):
     df = pd.read_csv(hostile_run["out"]).set_index("submission")
-    assert (df.loc["alice.py", "score"], df.loc["alice.py", "max_score"]) == (1, 1)
-    assert (df.loc["bob.py", "score"], df.loc["bob.py", "max_score"]) == (0, 1)
+    # the introduction's two exercises: alice answers one of them right, bob none
+    assert (df.loc["alice.py", "score"], df.loc["alice.py", "max_score"]) == (1, 2)
+    assert (df.loc["bob.py", "score"], df.loc["bob.py", "max_score"]) == (0, 2)
     assert "multiply the ratio by 100" in df.loc["bob.py", "feedback"]
     assert "timed out after 4 s" in df.loc["infinite_loop.py", "feedback"]
     assert "MemoryError" in df.loc["memory_bomb.py", "error"]
