@@ -32,14 +32,17 @@ METHODS = ("greedy", "coda", "cad", "cd", "dola")
 
 
 class _RegexStop(StoppingCriteria):
-    """Stop a row once its decoded continuation matches a pattern (e.g. a newline)."""
+    """Stop a row once its decoded continuation matches a pattern (e.g. a newline) after its
+    first visible character: leading spaces and blank lines do not end an answer."""
 
     def __init__(self, tokenizer, prompt_width: int, pattern: str):
         self.tokenizer, self.width, self.pattern = tokenizer, prompt_width, re.compile(pattern)
 
     def __call__(self, input_ids, scores, **kwargs):
         texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
-        return torch.tensor([bool(self.pattern.search(t)) for t in texts], device=input_ids.device)
+        return torch.tensor(
+            [bool(self.pattern.search(t.lstrip())) for t in texts], device=input_ids.device
+        )
 
 
 @dataclass
