@@ -90,6 +90,7 @@ class CoDALogitsProcessor(LogitsProcessor):
         self._active: list[int] = []  # detect="once": the flagged prompts ...
         self._pending: tuple[list[list[int]], tuple | None] | None = None  # ... their X' ...
         self._stream: _Stream | None = None  # ... and its stream from call 2 on
+        self._released = False  # the stream was handed over (release_masked_stream)
 
     # ---- the calls -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -99,6 +100,11 @@ class CoDALogitsProcessor(LogitsProcessor):
                 f"CoDALogitsProcessor was built for {len(self.prompts)} prompts but generate passed "
                 f"{input_ids.shape[0]} rows; build it with the same prompts (num_beams=1, "
                 "num_return_sequences=1)"
+            )
+        if self._released:
+            raise RuntimeError(
+                "the masked prompts' stream was handed over (release_masked_stream): pass their "
+                "log-probabilities to contrast_with instead of calling the processor"
             )
         logp = F.log_softmax(scores.float(), dim=-1)
         self._calls += 1
@@ -155,6 +161,27 @@ class CoDALogitsProcessor(LogitsProcessor):
         seqs = [s + [t] for s, t in zip(seqs, tokens, strict=True)]
         self._stream = _Stream(self.model, seqs, self.pad_token_id, prefix=part)
         return rows, self._stream.logp
+
+    # ---- handing the masked stream to a caller that steps it ----------------------------------
+    def release_masked_stream(self) -> tuple[list[int], _Stream | None]:
+        """After call 2 with ``detect="once"``: the flagged prompts and the stream of their
+        masked prompts X', handed over so that a caller can step it in the same forward pass as
+        generation's own rows (:func:`~overshadow_lab.decoding.driver.generate` does). From then
+        on the caller passes ``log p(.|X')`` of those rows to :meth:`contrast_with`."""
+        if self.config.detect != "once" or self._calls != 2:
+            raise RuntimeError("release_masked_stream is for detect='once', right after call 2")
+        self._released = True
+        stream, self._stream = self._stream, None
+        return list(self._active), stream
+
+    def contrast_with(self, scores: torch.Tensor, masked: torch.Tensor | None) -> torch.Tensor:
+        """Calls 3, 4, ... after :meth:`release_masked_stream`: what ``__call__`` returns, given
+        ``masked``, the flagged prompts' ``log p(.|X')`` at this step (row for row)."""
+        self._calls += 1
+        if not self._active or not self.config.amplify or masked is None:
+            return scores
+        logp = F.log_softmax(scores.float(), dim=-1)
+        return self._contrast(scores, logp, list(self._active), masked)
 
     # ---- detection and contrast --------------------------------------------------------------
     def _detect(
