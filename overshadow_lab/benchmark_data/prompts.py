@@ -177,7 +177,7 @@ def _markup_or_label(prompt: list[int], span: tuple[int, int], tokenizer) -> boo
     labels ("Context:", "Question:", "Answer:"): text that carries no knowledge to mask."""
     s, e = span
     text = tokenizer.decode(prompt[s:e]).strip()
-    before = tokenizer.decode(prompt[max(0, s - 2) : s]).rstrip()
+    before = "".join(tokenizer.decode(prompt[max(0, s - 2) : s]).split())
     after = tokenizer.decode(prompt[e : e + 1])
     if before.endswith(("<", "</")) and text.isalnum():
         return True
