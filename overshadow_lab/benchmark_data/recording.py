@@ -175,7 +175,7 @@ def bench_summary(
     out = []
     for subtask, g in groups:
         wide = g.pivot_table(index="row", columns="method", values=value, aggfunc="first")
-        for method in g["method"].unique():
+        for method in [m for m in g["method"].unique() if m in wide.columns]:  # has ``value``
             col = wide[method].dropna().astype(bool)
             rec = {"subtask": subtask, "method": method, **em_wilson(col)}
             if method != baseline and baseline in wide.columns:

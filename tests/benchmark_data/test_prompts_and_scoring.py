@@ -191,5 +191,7 @@ def test_record_chunk_and_load_bench(tmp_path):
     table, prov = bm.load_bench("memotrap", tmp_path)
     assert set(table["row"]) == {1} and prov == {"note": "test"} and table["em"].dtype == "boolean"
     assert bm.load_bench("nq_swap", tmp_path) is None
+    contains = bm.bench_summary(table, value="contains", n_boot=50)  # loglik rows have none
+    assert set(contains["method"]) == set(bm.GENERATION_METHODS)
     order = bm.recording_order(10)
     assert sorted(order) == list(range(10)) and (order == bm.recording_order(10)).all()
