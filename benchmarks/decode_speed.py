@@ -1,22 +1,28 @@
-"""Speed of CoDA: batched masking vs one forward pass per masked variant, and CoDA vs greedy.
+"""Speed of CoDA, four figures on the same prompts in one run (SmolLM2-135M-Instruct).
 
-Run from the repository root (one run prints everything side by side, same prompts)::
+Run from the repository root, one heavy job at a time::
 
-    .venv/bin/python benchmarks/decode_speed.py                 # SmolLM2 + a lab-sized model
-    .venv/bin/python benchmarks/decode_speed.py --quick         # fewer prompts and tokens
+    OMP_NUM_THREADS=2 flock /tmp/overshadow-heavy.lock .venv/bin/python benchmarks/decode_speed.py
+    .venv/bin/python benchmarks/decode_speed.py --quick        # fewer prompts, rows and tokens
 
-Part 1 (detection): CoDA's default path against one plain forward pass per masked variant
-(``variant_batch_size=1``: each variant's whole masked prompt, nothing shared), on MemoTrap
-prompts of ``--min-tokens`` to ``--max-tokens`` tokens, candidates = every token (the paper's
-vanilla masking), for SmolLM2-135M-Instruct and for a small GPT-NeoX of the lab's CPU family.
-The default path batches the variants of all prompts (at most ``variant_batch_size=64`` per
-forward pass) and lets each reuse its prompt's KV cache for the tokens before the masked span
-(``share_prefix``: the prompts' keys and values come from generate's own first pass), so a
-variant feeds only its tokens from the span on. Both produce the same tokens (checked). Part 2
-(decoding): CoDA with its defaults (detection once, then one extra cached step per token for
-flagged prompts) against plain greedy decoding, time per generated token with SmolLM2,
-``--new-tokens`` tokens per prompt without early stopping. Every configuration runs once
-untimed first (allocator and kernel warm-up); the time is the best of ``--repeats`` runs.
+1. **Per generated token**: CoDA against greedy decoding on ``--prompts`` MemoTrap prompts,
+   ``--new-tokens`` tokens each without early stopping, detection included. CoDA with its
+   defaults (detection once; greedy CoDA runs in the fused loop where each step is one forward
+   pass for the prompts and their flagged masked prompts), with the contrast forced on every
+   prompt (the worst case), and forced through ``model.generate`` with the logits processor
+   (``fused=False``: a second pass per step, the path before the fused loop).
+2. **End to end per MemoTrap row**: :func:`~overshadow_lab.benchmark_data.evaluate_generation`
+   (chat template, stop at the answer's end) with greedy and with CoDA on ``--memotrap-rows``
+   seeded MemoTrap rows spread over the subtasks.
+3. **Detection**: the masked variants of every prompt in batched passes against one plain pass
+   per masked variant, candidates = every token, on the prompts of 1. The two detectors are the
+   entries of :data:`DETECTORS`; point one at another function to measure it.
+4. **NQ-Swap**: rows per minute of CoDA and of greedy decoding on ``--nq-rows`` seeded NQ-Swap
+   rows (long contexts, entity candidates), and the minutes a 500-row recording of greedy, CAD
+   and CoDA would take at that pace.
+
+Parts 1 and 3 run every configuration once untimed first (allocator and kernel warm-up) and
+report the best of ``--repeats`` runs; parts 2 and 4 decode different rows with each method once.
 """
 
 from __future__ import annotations
@@ -25,13 +31,29 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Callable
 
 import torch
 
-from overshadow_lab.benchmark_data import load_memotrap
-from overshadow_lab.decoding import CoDAConfig, generate
+from overshadow_lab import benchmark_data as bm
+from overshadow_lab.decoding import CoDAConfig, generate, with_options
 from overshadow_lab.hub import load_pretrained
-from overshadow_lab.lab.models import make_model
+
+
+def detect(model, prompts, cfg: CoDAConfig):
+    """CoDA's detection alone on a batch of prompts: one generated token, contrast off."""
+    cfg = with_options(cfg, amplify=False)
+    return generate(model, prompts, "coda", 1, coda=cfg, batch_size=len(prompts)).detections
+
+
+#: The two detectors of part 3, ``(model, prompts) -> detections``: edit here to measure another
+#: implementation (for example a new batched detection function of the coda module).
+DETECTORS: dict[str, Callable] = {
+    "batched": lambda model, prompts: detect(model, prompts, CoDAConfig(candidates="token")),
+    "per-variant": lambda model, prompts: detect(
+        model, prompts, CoDAConfig(candidates="token", variant_batch_size=1)
+    ),
+}
 
 
 def _timed(fn, repeats: int):
@@ -44,6 +66,62 @@ def _timed(fn, repeats: int):
     return best, out
 
 
+def _once(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def per_token(model, tok, prompts, new_tokens: int, repeats: int) -> list[dict]:
+    """Part 1: seconds per generated token of greedy and of CoDA (three ways)."""
+    word = CoDAConfig(candidates="word")
+    forced = with_options(word, threshold=-float("inf"))
+    runs = {}
+    for label, method, cfg, fused in (
+        ("greedy", "greedy", None, None),
+        ("coda", "coda", word, None),
+        ("coda, contrast forced", "coda", forced, None),
+        ("coda, contrast forced, generate path", "coda", forced, False),
+    ):
+        seconds, res = _timed(
+            lambda method=method, cfg=cfg, fused=fused: generate(
+                model,
+                prompts,
+                method,
+                new_tokens,
+                coda=cfg,
+                tokenizer=tok,
+                min_new_tokens=new_tokens,
+                batch_size=len(prompts),
+                fused=fused,
+            ),
+            repeats,
+        )
+        runs[label] = (seconds, res)
+    greedy = runs["greedy"][0] / max(1, runs["greedy"][1].new_tokens)
+    rows = []
+    for label, (seconds, res) in runs.items():
+        pt = seconds / max(1, res.new_tokens)
+        rows.append(
+            {
+                "method": label,
+                "new_tokens": res.new_tokens,
+                "ms_per_token": 1000 * pt,
+                "ratio_vs_greedy": pt / greedy,
+                "alarms": sum(bool(d and d.alarm) for d in res.detections),
+            }
+        )
+    return rows
+
+
+def end_to_end(model, tok, benchmark: str, df, methods) -> dict[str, float]:
+    """Parts 2 and 4: seconds of :func:`evaluate_generation` per method on the same rows."""
+    return {
+        m: _once(lambda m=m: bm.evaluate_generation(model, tok, benchmark, df, m, batch_size=8))[0]
+        for m in methods
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -51,7 +129,8 @@ def main(argv=None) -> int:
     ap.add_argument("--min-tokens", type=int, default=20)
     ap.add_argument("--max-tokens", type=int, default=40)
     ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--detect-new-tokens", type=int, default=2)
+    ap.add_argument("--memotrap-rows", type=int, default=16)
+    ap.add_argument("--nq-rows", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
@@ -59,11 +138,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.prompts, args.new_tokens, args.repeats = 2, 16, 1
+        args.memotrap_rows, args.nq_rows = 8, 4
     if args.threads:
         torch.set_num_threads(args.threads)
 
     model, tok = load_pretrained(args.model)
-    df = load_memotrap(subtasks=["proverb", "hate"])
+    df = bm.load_memotrap(subtasks=["proverb", "hate"])
     prompts = []
     for text in df["prompt"]:
         ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -72,119 +152,86 @@ def main(argv=None) -> int:
         if len(prompts) == args.prompts:
             break
     lengths = [len(p) for p in prompts]
-    rows = []
 
-    # part 1: batched masking vs one pass per variant
-    lab_model = make_model("mini", vocab_size=tok.vocab_size, seed=0).eval()
-    lab_prompts = [[t % tok.vocab_size for t in p] for p in prompts]
-    for name, m, ps in (
-        ("SmolLM2-135M", model, prompts),
-        ("lab GPT-NeoX 'mini'", lab_model, lab_prompts),
-    ):
-        timings, outs = {}, {}
-        for label, cfg in (
-            ("batched", CoDAConfig(candidates="token")),
-            ("per-variant", CoDAConfig(candidates="token", variant_batch_size=1)),
-        ):
-            timings[label], res = _timed(
-                lambda cfg=cfg, m=m, ps=ps: generate(
-                    m, ps, "coda", args.detect_new_tokens, coda=cfg, batch_size=len(ps)
-                ),
-                args.repeats,
-            )
-            outs[label] = res.outputs
-        rows.append(
-            {
-                "part": "detection",
-                "model": name,
-                "prompts": len(ps),
-                "variants": sum(len(p) for p in ps),
-                "batched_s": timings["batched"],
-                "per_variant_s": timings["per-variant"],
-                "speedup": timings["per-variant"] / timings["batched"],
-                "same_tokens": outs["batched"] == outs["per-variant"],
-            }
-        )
+    tokens = per_token(model, tok, prompts, args.new_tokens, args.repeats)
 
-    # part 2: CoDA vs greedy per generated token (no early stop: every prompt makes new_tokens)
-    per_token = {}
-    for label, method, cfg in (
-        ("greedy", "greedy", None),
-        ("coda", "coda", CoDAConfig(candidates="word")),
-        ("coda (forced contrast)", "coda", CoDAConfig(candidates="word", threshold=-float("inf"))),
-    ):
-        seconds, res = _timed(
-            lambda method=method, cfg=cfg: generate(
-                model,
-                prompts,
-                method,
-                args.new_tokens,
-                coda=cfg,
-                tokenizer=tok,
-                min_new_tokens=args.new_tokens,
-                batch_size=len(prompts),
-            ),
-            args.repeats,
-        )
-        per_token[label] = (
-            seconds,
-            res.new_tokens,
-            seconds / max(1, res.new_tokens),
-            sum(bool(d and d.alarm) for d in res.detections),
-        )
-    for label in ("coda", "coda (forced contrast)"):
-        s, n, pt, alarms = per_token[label]
-        rows.append(
-            {
-                "part": "per-token",
-                "model": "SmolLM2-135M",
-                "method": label,
-                "seconds": s,
-                "new_tokens": n,
-                "ms_per_token": 1000 * pt,
-                "greedy_ms_per_token": 1000 * per_token["greedy"][2],
-                "ratio_vs_greedy": pt / per_token["greedy"][2],
-                "alarms": alarms,
-            }
-        )
+    memotrap = bm.sample_rows(bm.load_memotrap(), args.memotrap_rows, seed=1, by="subtask")
+    mt = end_to_end(model, tok, "memotrap", memotrap, ("greedy", "coda"))
 
-    meta = {
-        "machine": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "prompt_tokens": lengths,
-        "new_tokens": args.new_tokens,
+    timings, found = {}, {}
+    for label, fn in DETECTORS.items():
+        timings[label], found[label] = _timed(lambda fn=fn: fn(model, prompts), args.repeats)
+    same = all(
+        a.span == b.span and a.alarm == b.alarm
+        for a, b in zip(found["batched"], found["per-variant"], strict=True)
+    )
+
+    nq = bm.sample_rows(bm.load_nq_swap(), args.nq_rows, seed=1)
+    nq_s = end_to_end(model, tok, "nq_swap", nq, ("greedy", "cad", "coda"))
+    per_min = {m: 60 * len(nq) / s for m, s in nq_s.items()}
+
+    result = {
+        "meta": {
+            "machine": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "prompt_tokens": lengths,
+            "new_tokens": args.new_tokens,
+        },
+        "per_token": tokens,
+        "memotrap": {
+            "rows": len(memotrap),
+            "seconds": mt,
+            "seconds_per_row": {m: s / len(memotrap) for m, s in mt.items()},
+            "ratio": mt["coda"] / mt["greedy"],
+        },
+        "detection": {
+            "variants": sum(lengths),
+            "batched_s": timings["batched"],
+            "per_variant_s": timings["per-variant"],
+            "speedup": timings["per-variant"] / timings["batched"],
+            "same_detections": same,
+        },
+        "nq_swap": {
+            "rows": len(nq),
+            "rows_per_minute": per_min,
+            "minutes_for_500_rows_all_methods": sum(500 / r for r in per_min.values()),
+        },
     }
     if args.json:
-        print(json.dumps({"meta": meta, "rows": rows}, default=float))
+        print(json.dumps(result, default=float))
         return 0
+    meta = result["meta"]
     print(
-        f"prompts: {len(prompts)} MemoTrap prompts of {lengths} tokens; torch threads {meta['threads']}"
+        f"prompts: {len(prompts)} MemoTrap prompts of {lengths} tokens; "
+        f"torch threads {meta['threads']}"
     )
     print(
-        "\n1. CoDA detection: masked variants in batched passes sharing the prompt's KV cache "
-        f"(the default) vs one plain pass per variant ({args.detect_new_tokens} new tokens, "
-        "candidates = every token)"
+        f"\n1. time per generated token ({args.new_tokens} tokens per prompt, detection included)"
     )
+    print(f"{'method':<40}{'ms/token':>10}{'ratio':>8}{'alarms':>8}")
+    for r in tokens:
+        print(
+            f"{r['method']:<40}{r['ms_per_token']:>10.1f}{r['ratio_vs_greedy']:>7.2f}x"
+            f"{r['alarms']:>8}"
+        )
+    m = result["memotrap"]
     print(
-        f"{'model':<22}{'variants':>9}{'batched s':>11}{'per-variant s':>15}{'speed-up':>10}{'same tokens':>13}"
+        f"\n2. end to end per MemoTrap row ({m['rows']} rows): greedy "
+        f"{m['seconds_per_row']['greedy']:.2f} s, CoDA {m['seconds_per_row']['coda']:.2f} s, "
+        f"ratio {m['ratio']:.2f}x"
     )
-    for r in rows:
-        if r["part"] == "detection":
-            print(
-                f"{r['model']:<22}{r['variants']:>9}{r['batched_s']:>11.2f}{r['per_variant_s']:>15.2f}"
-                f"{r['speedup']:>9.1f}x{str(r['same_tokens']):>13}"
-            )
+    d = result["detection"]
     print(
-        f"\n2. time per generated token with SmolLM2 ({args.new_tokens} tokens per prompt, "
-        "detection included)"
+        f"\n3. detection, {d['variants']} masked variants: batched {d['batched_s']:.2f} s, "
+        f"one pass per variant {d['per_variant_s']:.2f} s, speed-up {d['speedup']:.1f}x, "
+        f"same detections {d['same_detections']}"
     )
-    print(f"{'method':<24}{'ms/token':>10}{'greedy ms/token':>17}{'ratio':>8}{'alarms':>8}")
-    for r in rows:
-        if r["part"] == "per-token":
-            print(
-                f"{r['method']:<24}{r['ms_per_token']:>10.1f}{r['greedy_ms_per_token']:>17.1f}"
-                f"{r['ratio_vs_greedy']:>7.2f}x{r['alarms']:>8}"
-            )
+    q = result["nq_swap"]
+    print(
+        f"\n4. NQ-Swap ({q['rows']} rows): rows per minute "
+        + ", ".join(f"{k} {v:.1f}" for k, v in q["rows_per_minute"].items())
+        + f"; 500 rows of all three would take {q['minutes_for_500_rows_all_methods']:.0f} min"
+    )
     return 0
 
 

@@ -115,9 +115,14 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.benchmark_data.nq_swap": "NQ-Swap: loading and prompts",
         "overshadow_lab.benchmark_data.fetch": "the full public sets, pinned and verified",
         "overshadow_lab.benchmark_data.sampling": "seeded samples of benchmark rows",
-        "overshadow_lab.benchmark_data.scoring": "answer extraction and text exact match",
+        "overshadow_lab.benchmark_data.scoring": "answer extraction, exact and contains match, "
+        "Wilson intervals, McNemar's test",
+        "overshadow_lab.benchmark_data.prompts": "benchmark prompts in the model's chat template, "
+        "and where CoDA may mask",
         "overshadow_lab.benchmark_data.synthetic": "lab models' knowledge sets as a benchmark",
         "overshadow_lab.benchmark_data.evaluate": "running and comparing methods on a benchmark",
+        "overshadow_lab.benchmark_data.recording": "recorded benchmark runs: resumable chunks, "
+        "loading, paired summaries",
     },
     "Teaching": {
         "overshadow_lab.exercises": "`check_<name>(student_fn)` for every exercise in the book",

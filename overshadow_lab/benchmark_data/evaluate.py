@@ -17,7 +17,13 @@ from tqdm import tqdm
 
 from overshadow_lab.benchmark_data.memotrap import memotrap_plain_prompt
 from overshadow_lab.benchmark_data.nq_swap import nq_swap_prompt
-from overshadow_lab.benchmark_data.scoring import STOP_PATTERN, cut_answer, text_exact_match
+from overshadow_lab.benchmark_data.prompts import Encoded, _ids, encode_benchmark, region_spans
+from overshadow_lab.benchmark_data.scoring import (
+    STOP_PATTERN,
+    cut_answer,
+    text_contains_match,
+    text_exact_match,
+)
 from overshadow_lab.records import load_or_compute
 
 BENCH_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -48,6 +54,48 @@ def benchmark_items(benchmark: str, df: pd.DataFrame) -> dict[str, list]:
     )
 
 
+def _coda_config(coda, benchmark: str, tokenizer):
+    """The CoDA configuration of a benchmark run: the given one (a replacement mask gets the
+    tokenizer's unknown or padding token), else the benchmark's default candidates."""
+    from overshadow_lab.decoding import CoDAConfig, with_options
+
+    coda = (
+        coda if coda is not None else CoDAConfig(candidates=BENCH_DEFAULTS[benchmark]["candidates"])
+    )
+    if coda.mask == "replace" and coda.mask_token_id is None:
+        coda = with_options(coda, mask_token_id=tokenizer.unk_token_id or tokenizer.pad_token_id)
+    return coda
+
+
+def _spans(enc: Encoded, coda, tokenizer) -> list[list[tuple[int, int]]]:
+    return [
+        region_spans(p, r, coda.candidates, tokenizer, coda.max_candidates)
+        for p, r in zip(enc.prompts, enc.regions, strict=True)
+    ]
+
+
+def score_outputs(benchmark: str, texts: list[str], df: pd.DataFrame) -> pd.DataFrame:
+    """Score generated continuations of ``df``'s rows: ``prediction`` (the cut answer),
+    ``output`` (the continuation, at most 200 characters), ``em`` and ``contains`` against the
+    faithful answer, ``memorised`` and ``memorised_contains`` against the memorised one."""
+    spec = BENCH_DEFAULTS[benchmark]
+    items = benchmark_items(benchmark, df)
+    art = spec["articles"]
+    golds, mem = items["golds"], items["memorised"]
+    return pd.DataFrame(
+        {
+            "prediction": [cut_answer(t).strip() for t in texts],
+            "output": [t.strip()[:200] for t in texts],
+            "em": [text_exact_match(t, g, art) for t, g in zip(texts, golds, strict=True)],
+            "contains": [text_contains_match(t, g, art) for t, g in zip(texts, golds, strict=True)],
+            "memorised": [text_exact_match(t, g, art) for t, g in zip(texts, mem, strict=True)],
+            "memorised_contains": [
+                text_contains_match(t, g, art) for t, g in zip(texts, mem, strict=True)
+            ],
+        }
+    )
+
+
 def evaluate_generation(
     model,
     tokenizer,
@@ -60,99 +108,158 @@ def evaluate_generation(
     cad_alpha: float = 0.5,
     amateur=None,
     progress: Callable[[int], Any] | None = None,
+    template: str = "auto",
 ) -> pd.DataFrame:
-    """Generate an answer for every row with ``method`` and score it. One row per input with the
-    prediction, ``em`` (faithful answer), ``memorised`` (the prediction is the memorised or
-    original answer: overshadowing) and, for CoDA, ``alarm`` and ``indicator``."""
-    from overshadow_lab.decoding import CoDAConfig, generate, with_options
+    """Generate an answer for every row with ``method`` and score it (:func:`score_outputs`).
+
+    Prompts follow :mod:`.prompts` (``template``: the chat template of an instruct model by
+    default); the answer has at least one token (no empty answers from an immediate
+    end-of-turn) and generation stops at the first newline or sentence punctuation after it.
+    CoDA masks candidates inside the user message and the answer start only; its rows add
+    ``alarm``, ``indicator``, ``span_start``/``span_end`` (the token span it contrasts, -1 for
+    none) and ``masked`` (that span's text).
+    """
+    from overshadow_lab.decoding import generate
 
     spec = BENCH_DEFAULTS[benchmark]
-    items = benchmark_items(benchmark, df)
-    enc = lambda texts: [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]  # noqa: E731
-    prompts = enc(items["prompts"])
-    coda = coda if coda is not None else CoDAConfig(candidates=spec["candidates"])
-    if coda.mask == "replace" and coda.mask_token_id is None:
-        coda = with_options(coda, mask_token_id=tokenizer.unk_token_id or tokenizer.pad_token_id)
+    enc = encode_benchmark(tokenizer, benchmark, df, template)
+    coda = _coda_config(coda, benchmark, tokenizer)
     res = generate(
         model,
-        prompts,
+        enc.prompts,
         method,
         max_new_tokens or spec["max_new_tokens"],
         tokenizer=tokenizer,
         coda=coda,
-        plain_prompts=enc(items["plain"]) if method == "cad" else None,
+        spans=_spans(enc, coda, tokenizer) if method == "coda" else None,
+        plain_prompts=enc.plain if method == "cad" else None,
         cad_alpha=cad_alpha,
         amateur=amateur,
         stop_pattern=STOP_PATTERN,
         batch_size=batch_size,
         progress=progress,
+        min_new_tokens=1,
     )
     texts = tokenizer.batch_decode(res.outputs, skip_special_tokens=True)
-    out = pd.DataFrame(
-        {
-            "prediction": [cut_answer(t).strip() for t in texts],
-            "em": [
-                text_exact_match(t, g, spec["articles"])
-                for t, g in zip(texts, items["golds"], strict=True)
-            ],
-            "memorised": [
-                text_exact_match(t, g, spec["articles"])
-                for t, g in zip(texts, items["memorised"], strict=True)
-            ],
-        }
-    )
+    out = score_outputs(benchmark, texts, df)
     if "subtask" in df.columns:
         out.insert(0, "subtask", df["subtask"].to_numpy())
     if method == "coda":
         out["alarm"] = [d.alarm for d in res.detections]
         out["indicator"] = [d.indicator for d in res.detections]
+        out["span_start"] = [d.span[0] if d.span else -1 for d in res.detections]
+        out["span_end"] = [d.span[1] if d.span else -1 for d in res.detections]
+        out["masked"] = [
+            tokenizer.decode(p[d.span[0] : d.span[1]]).strip() if d.span else ""
+            for p, d in zip(enc.prompts, res.detections, strict=True)
+        ]
     out.attrs.update(seconds=res.seconds, new_tokens=res.new_tokens)
     return out
 
 
-def memotrap_loglik(model, tokenizer, df: pd.DataFrame, batch_size: int = 16) -> pd.DataFrame:
-    """Log-likelihood classification: the ending with the higher summed log-probability given the
-    prompt is the prediction. Columns: subtask, pred_index, correct, margin (gold minus other)."""
+def _ending_logprobs(model, seqs: list[list[int]], lens: list[int], pad: int, batch_size: int):
+    """The summed log-probability of the last ``lens[i]`` tokens of each sequence."""
     import torch
     import torch.nn.functional as F
 
     from overshadow_lab.decoding.padding import left_pad, positions
 
     device = next(model.parameters()).device
-    seqs, owners, lens = [], [], []
-    for i, (p, classes) in enumerate(zip(df["prompt"], df["classes"], strict=True)):
-        pids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        for c in classes:
-            cids = tokenizer(c, add_special_tokens=False)["input_ids"]
-            seqs.append(pids + cids)
-            owners.append(i)
-            lens.append(len(cids))
     scores = np.zeros(len(seqs))
+    order = np.argsort([len(s) for s in seqs], kind="stable")  # similar lengths pad little
     with torch.no_grad():
         for lo in range(0, len(seqs), batch_size):
-            chunk = seqs[lo : lo + batch_size]
-            ids, mask = left_pad(chunk, tokenizer.pad_token_id or 0, device)
-            pos = positions(mask)
+            idx = order[lo : lo + batch_size]
+            ids, mask = left_pad([seqs[i] for i in idx], pad, device)
             logp = F.log_softmax(
-                model(ids, attention_mask=mask, position_ids=pos).logits.float(), -1
+                model(ids, attention_mask=mask, position_ids=positions(mask)).logits.float(), -1
             )
             tok_lp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
-            for j in range(len(chunk)):
-                k = lens[lo + j]
-                scores[lo + j] = float(tok_lp[j, -k:].sum())
-    rows = []
+            for j, i in enumerate(idx):
+                scores[i] = float(tok_lp[j, -lens[i] :].sum())
+    return scores
+
+
+def memotrap_loglik(
+    model,
+    tokenizer,
+    df: pd.DataFrame,
+    batch_size: int = 16,
+    template: str = "auto",
+    coda=None,
+    spans: list[tuple[int, int] | None] | None = None,
+) -> pd.DataFrame:
+    """Log-likelihood classification: the ending with the higher summed log-probability given the
+    prompt (:mod:`.prompts`) is the prediction. Columns: subtask, pred_index, correct, margin
+    (gold minus other).
+
+    With ``coda`` (a :class:`~overshadow_lab.decoding.CoDAConfig`), CoDA's contrast is applied to
+    the scoring as well: detection runs on each prompt (or ``spans`` gives each row's masked
+    span, None for no alarm, e.g. from a CoDA generation run), and where the alarm fires an
+    ending is scored by its summed R-PMI, ``log p(ending | X) - log p(ending | X')`` with X' the
+    prompt without the chosen span (CoDA's score on the common plausible set; the plausibility
+    cut is not applied, as both endings are given). Added columns: ``alarm``,
+    ``coda_pred_index``, ``coda_correct``, ``coda_margin`` (equal to the plain ones without an
+    alarm).
+    """
+    from overshadow_lab.decoding import generate, mask_span, with_options
+
+    enc = encode_benchmark(tokenizer, "memotrap", df, template)
+    pad = tokenizer.pad_token_id or 0
+    endings = [[_ids(tokenizer, c) for c in classes] for classes in df["classes"]]
+    seqs, owners, lens = [], [], []
+    for i, (pids, cids) in enumerate(zip(enc.prompts, endings, strict=True)):
+        for c in cids:
+            seqs.append(pids + c)
+            owners.append(i)
+            lens.append(len(c))
+    scores = _ending_logprobs(model, seqs, lens, pad, batch_size)
     owners_arr = np.asarray(owners)
-    for i, gold in enumerate(df["answer_index"]):
-        s = scores[owners_arr == i]
-        pred = int(np.argmax(s))
-        rows.append(
-            {
-                "pred_index": pred,
-                "correct": pred == int(gold),
-                "margin": float(s[int(gold)] - np.max(np.delete(s, int(gold)))),
-            }
-        )
-    out = pd.DataFrame(rows)
+    golds = [int(g) for g in df["answer_index"]]
+
+    def classify(s: np.ndarray) -> pd.DataFrame:
+        rows = []
+        for i, gold in enumerate(golds):
+            si = s[owners_arr == i]
+            pred = int(np.argmax(si))
+            margin = float(si[gold] - np.max(np.delete(si, gold)))
+            rows.append({"pred_index": pred, "correct": pred == gold, "margin": margin})
+        return pd.DataFrame(rows)
+
+    out = classify(scores)
+    if coda is not None or spans is not None:
+        if spans is None:
+            cfg = with_options(_coda_config(coda, "memotrap", tokenizer), amplify=False)
+            found = generate(
+                model,
+                enc.prompts,
+                "coda",
+                1,
+                tokenizer=tokenizer,
+                coda=cfg,
+                spans=_spans(enc, cfg, tokenizer),
+                batch_size=batch_size,
+            ).detections
+            spans = [d.span if d is not None and d.alarm else None for d in found]
+        else:
+            cfg = _coda_config(coda, "memotrap", tokenizer)
+        if len(spans) != len(df):
+            raise ValueError(f"got {len(spans)} spans for {len(df)} MemoTrap rows")
+        alarm = np.asarray([sp is not None for sp in spans])
+        contrast = scores.copy()
+        hit = [k for k, i in enumerate(owners) if alarm[i]]
+        if hit:
+            masked = [
+                mask_span(enc.prompts[owners[k]], spans[owners[k]], cfg.mask, cfg.mask_token_id)
+                + seqs[k][len(enc.prompts[owners[k]]) :]
+                for k in hit
+            ]
+            masked_scores = _ending_logprobs(model, masked, [lens[k] for k in hit], pad, batch_size)
+            contrast[hit] = scores[hit] - masked_scores
+        coda_out = classify(contrast)
+        out["alarm"] = alarm
+        for col in ("pred_index", "correct", "margin"):
+            out[f"coda_{col}"] = coda_out[col]
     if "subtask" in df.columns:
         out.insert(0, "subtask", df["subtask"].to_numpy())
     return out

@@ -1,8 +1,14 @@
-"""Scoring generated text: cut at the stop pattern, normalise, text exact match; EM summaries.
+"""Scoring generated text: cut at the stop pattern, normalise, text exact match; EM summaries
+with Wilson intervals, and paired tests between two methods on the same rows.
 
 This is the *text* exact match of the benchmarks (SPEC §7: case, punctuation and articles
 ignored). The token-id exact match of the lab's synthetic sets is
 :func:`overshadow_lab.metrics.token_exact_match_rate`.
+
+Two matches are scored on every row: :func:`text_exact_match` (the protocol's: the cut answer
+equals a gold answer) and :func:`text_contains_match` (a gold answer occurs, as whole words, in
+the cut answer: an instruct model that restates the question before the answer, "The captain of
+the Mayflower was Ed Sheeran", is right by this one and wrong by the first).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import string
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest, norm
 
 from overshadow_lab.metrics import bootstrap_ci
 
@@ -30,9 +37,11 @@ def normalize_answer(text: str, articles: bool = True) -> str:
 
 
 def cut_answer(text: str, pattern: str = STOP_PATTERN) -> str:
-    """The generated answer up to the first newline or sentence punctuation."""
-    m = re.search(pattern, text)
-    return text[: m.start()] if m else text
+    """The generated answer up to the first newline or sentence punctuation after its first
+    visible character (leading spaces and blank lines are kept, not taken for the end)."""
+    lead = len(text) - len(text.lstrip())
+    m = re.search(pattern, text[lead:])
+    return text[: lead + m.start()] if m else text
 
 
 def text_exact_match(prediction: str, golds: list[str] | str, articles: bool = True) -> bool:
@@ -40,6 +49,44 @@ def text_exact_match(prediction: str, golds: list[str] | str, articles: bool = T
     golds = [golds] if isinstance(golds, str) else list(golds)
     pred = normalize_answer(cut_answer(prediction), articles)
     return bool(pred) and any(pred == normalize_answer(g, articles) for g in golds)
+
+
+def text_contains_match(prediction: str, golds: list[str] | str, articles: bool = True) -> bool:
+    """Whether a normalised gold answer occurs as whole words in the cut, normalised prediction."""
+    golds = [golds] if isinstance(golds, str) else list(golds)
+    pred = f" {normalize_answer(cut_answer(prediction), articles)} "
+    return any((g := normalize_answer(gold, articles)) and f" {g} " in pred for gold in golds)
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` (never zero-width, stays in [0, 1])."""
+    if n <= 0:
+        return (np.nan, np.nan)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def em_wilson(em) -> dict[str, float]:
+    """EM as a fraction with its Wilson 95% interval."""
+    v = np.asarray(em, dtype=bool)
+    lo, hi = wilson_interval(int(v.sum()), len(v))
+    return {"em": float(v.mean()) if len(v) else np.nan, "em_lo": lo, "em_hi": hi, "n": len(v)}
+
+
+def mcnemar_exact(a, b) -> dict[str, float]:
+    """McNemar's exact test of two methods' right/wrong on the same rows: ``only_a`` rows right
+    by ``a`` only, ``only_b`` by ``b`` only, and the two-sided binomial p-value of that split
+    (1.0 when no row differs)."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired results need the same rows: got {a.size} and {b.size}")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n = only_a + only_b
+    p = float(binomtest(only_a, n, 0.5).pvalue) if n else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p": p}
 
 
 def em_summary(em, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:

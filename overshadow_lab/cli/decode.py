@@ -13,6 +13,8 @@ full public set)::
 Prints one JSON object: ``em`` (a fraction) with its bootstrap 95% interval, ``n``, per-subtask
 EM for MemoTrap, and for CoDA the greedy EM and the alarm's precision/recall/F1/accuracy as a
 prediction of "greedy gives the memorised (overshadowing) answer". A progress bar goes to stderr.
+``--predictions FILE`` also writes every row's prediction and scores as CSV; ``--template``
+chooses between the model's chat template (default, when it has one) and the plain prompt.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from overshadow_lab import benchmark_data as bm
+from overshadow_lab.records import write_csv_atomic
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -87,6 +91,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--max-new-tokens", type=int)
     e.add_argument("--device", help="cpu, cuda, ... (default: automatic)")
+    e.add_argument(
+        "--template",
+        default="auto",
+        choices=["auto", "chat", "plain"],
+        help="prompt layout: the model's chat template when it has one (auto, the default), or "
+        "the plain completion prompt of the benchmark's protocol",
+    )
+    e.add_argument(
+        "--predictions",
+        metavar="FILE",
+        help="also write the per-row predictions (CSV: row, subtask, prediction, em, ... for the "
+        "method and, for another method than greedy, greedy's beside it)",
+    )
     e.add_argument("--json", action="store_true", help="print only the JSON object on stdout")
     e.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     e.set_defaults(func=run)
@@ -105,6 +122,29 @@ def _clean(obj):
     return obj
 
 
+def _write_predictions(path, df, res, greedy) -> None:
+    """The per-row results as CSV (atomically): the row's index among the evaluated rows (``row``), its
+    ``source`` (file and line) where known, the method's columns, and greedy's prediction and EM
+    (``greedy_prediction``, ``greedy_em``) when the method is another one."""
+    table = res.copy()
+    table.insert(0, "row", df.index.to_numpy() if df is not None else range(len(res)))
+    if df is not None and "source" in df.columns:
+        table.insert(1, "source", df["source"].to_numpy())
+    if greedy is not None and greedy is not res:
+        table["greedy_prediction"] = greedy["prediction"].to_numpy()
+        table["greedy_em"] = greedy["em"].to_numpy()
+    if "prediction" in table.columns:
+        table["prediction"] = [
+            " ".join(map(str, p)) if isinstance(p, list) else p for p in table["prediction"]
+        ]
+        if "greedy_prediction" in table.columns:
+            table["greedy_prediction"] = [
+                " ".join(map(str, p)) if isinstance(p, list) else p
+                for p in table["greedy_prediction"]
+            ]
+    write_csv_atomic(table, Path(path).expanduser())
+
+
 def run(args: argparse.Namespace) -> int:
     # Deferred on purpose, in this one place: these import torch and transformers (seconds), and
     # every sub-command's parser is built on each call of ``overshadow-lab``, ``--help`` included.
@@ -114,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    if args.predictions and not Path(args.predictions).expanduser().parent.is_dir():
+        raise ValueError(
+            f"--predictions {args.predictions}: its folder does not exist; create it or choose "
+            "another path"
+        )
     start = time.perf_counter()
     coda_kw = {
         "alpha": args.alpha,
@@ -179,11 +224,15 @@ def run(args: argparse.Namespace) -> int:
         if args.benchmark == "memotrap" and args.protocol == "loglik":
             if args.method != "greedy":
                 raise ValueError("--protocol loglik scores the plain model; use --method greedy")
-            ll = bm.memotrap_loglik(model, tok, df, batch_size=args.batch_size)
+            ll = bm.memotrap_loglik(
+                model, tok, df, batch_size=args.batch_size, template=args.template
+            )
             result.update(bm.em_summary(ll["correct"]))
             result["protocol"] = "loglik"
             result["subtasks"] = {s: bm.em_summary(g["correct"]) for s, g in ll.groupby("subtask")}
             result["seconds"] = time.perf_counter() - start
+            if args.predictions:
+                _write_predictions(args.predictions, df, ll, None)
             print(json.dumps(_clean(result)))
             return 0
         spec = bm.BENCH_DEFAULTS[args.benchmark]
@@ -199,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
             "max_new_tokens": args.max_new_tokens,
             "batch_size": args.batch_size,
             "progress": bar.update,
+            "template": args.template,
         }
         greedy = bm.evaluate_generation(model, tok, args.benchmark, df, "greedy", **common)
         res = (
@@ -221,6 +271,11 @@ def run(args: argparse.Namespace) -> int:
             result["subtasks"] = {s: bm.em_summary(g["em"]) for s, g in res.groupby("subtask")}
         result["protocol"] = "generation"
 
+    if args.predictions:
+        _write_predictions(
+            args.predictions, df if args.benchmark != "synthetic" else None, res, greedy
+        )
+        result["predictions"] = str(args.predictions)
     result.update(bm.em_summary(res["em"]))
     result["memorised_rate"] = float(res["memorised"].mean())
     if args.method != "greedy":

@@ -98,9 +98,9 @@ class CoDAConfig:
     exclude_final: never mask a span that touches the prompt's last ``exclude_final`` tokens
         (default 0: every candidate; the paper's ablation excludes the final tokens).
 
-    The fast processor honours ``reduce``, ``escape`` and ``exclude_final`` only once it passes
-    them on (see :func:`_indicators`); :func:`coda_reference` and
-    :func:`~overshadow_lab.decoding.detection.detect` honour them.
+    The fast processor, :func:`coda_reference` and
+    :func:`~overshadow_lab.decoding.detection.detect` all honour ``reduce``, ``escape`` and
+    ``exclude_final`` (the processor's equality with the reference is tested with them set).
 
     share_prefix: reuse the prompt's KV cache for the tokens before the masked span (default
         True). A variant that masks the span ``[a, b)`` (deleted or replaced) equals the prompt

@@ -2,7 +2,7 @@
 
 CoDA runs every masked variant of every prompt through the model; this module makes that cheap.
 A :class:`_Stream` is a left-padded batch of sequences with a KV cache, extended one token per
-step; a :class:`_StreamGroup` is many sequences sorted by length and cut into such streams (the
+step (two streams can be merged into one, :meth:`_Stream.merged`, to share each step's pass); a :class:`_StreamGroup` is many sequences sorted by length and cut into such streams (the
 cut chosen by :func:`_split`); a :class:`_Prefix` is the KV cache of a batch of prompts, cut into
 the prefixes that their masked variants share, so a variant feeds only its tokens from the masked
 span on.
@@ -201,7 +201,8 @@ class _Stream:
         cache = out.get("cache", None) or out.get("past_key_values", None)
         self.cache = cache if self.keep_cache else None
         self.last_hidden = [h[:, -1] for h in out.hidden_states] if self.hidden else None
-        return F.log_softmax(out.logits[:, -1].float(), dim=-1)
+        self.logits = out.logits[:, -1]
+        return F.log_softmax(self.logits.float(), dim=-1)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Extend row ``i`` by ``tokens[i]``; returns (and keeps in ``logp``) the next-token
@@ -210,6 +211,41 @@ class _Stream:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=-1)
         self.logp = self._forward(tokens.view(-1, 1), position_ids)
         return self.logp
+
+    @classmethod
+    def merged(cls, first: _Stream, second: _Stream) -> _Stream | None:
+        """One stream holding the rows of ``first`` then those of ``second`` (same model), so
+        that each later step is one forward pass for both: the shorter stream's keys, values and
+        attention mask are padded on the left (masked out). None where a cache is not plain
+        per-layer keys and values."""
+        a, b = _cache_layers(first.cache), _cache_layers(second.cache)
+        if a is None or b is None or len(a) != len(b):
+            return None
+        width = max(first.mask.shape[1], second.mask.shape[1])
+
+        def widen(t: torch.Tensor, dim: int) -> torch.Tensor:
+            missing = width - t.shape[dim]
+            if missing == 0:
+                return t
+            shape = list(t.shape)
+            shape[dim] = missing
+            return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+        pairs = (
+            (
+                torch.cat([widen(ka, 2), widen(kb, 2)]),
+                torch.cat([widen(va, 2), widen(vb, 2)]),
+            )
+            for (ka, va), (kb, vb) in zip(a, b, strict=True)
+        )
+        out = cls.__new__(cls)
+        out.model, out.hidden, out.keep_cache = first.model, False, True
+        out.cache = _make_cache(pairs)
+        out.mask = torch.cat([widen(first.mask, 1), widen(second.mask, 1)])
+        out.logits = torch.cat([first.logits, second.logits])
+        out.logp = torch.cat([first.logp, second.logp])
+        out.last_hidden = None
+        return out
 
 
 # what one more forward pass costs, in tokens fed through the model (SmolLM2-135M on two CPU

@@ -71,7 +71,7 @@ class CoDALogitsProcessor(LogitsProcessor):
         cfg = self.config
         if spans is None:
             spans = [
-                candidate_spans(p, cfg.candidates, tokenizer, cfg.max_candidates)
+                candidate_spans(p, cfg.candidates, tokenizer, cfg.max_candidates, cfg.exclude_final)
                 for p in self.prompts
             ]
         if len(spans) != len(self.prompts):
@@ -90,6 +90,7 @@ class CoDALogitsProcessor(LogitsProcessor):
         self._active: list[int] = []  # detect="once": the flagged prompts ...
         self._pending: tuple[list[list[int]], tuple | None] | None = None  # ... their X' ...
         self._stream: _Stream | None = None  # ... and its stream from call 2 on
+        self._released = False  # the stream was handed over (release_masked_stream)
 
     # ---- the calls -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -99,6 +100,11 @@ class CoDALogitsProcessor(LogitsProcessor):
                 f"CoDALogitsProcessor was built for {len(self.prompts)} prompts but generate passed "
                 f"{input_ids.shape[0]} rows; build it with the same prompts (num_beams=1, "
                 "num_return_sequences=1)"
+            )
+        if self._released:
+            raise RuntimeError(
+                "the masked prompts' stream was handed over (release_masked_stream): pass their "
+                "log-probabilities to contrast_with instead of calling the processor"
             )
         logp = F.log_softmax(scores.float(), dim=-1)
         self._calls += 1
@@ -156,6 +162,27 @@ class CoDALogitsProcessor(LogitsProcessor):
         self._stream = _Stream(self.model, seqs, self.pad_token_id, prefix=part)
         return rows, self._stream.logp
 
+    # ---- handing the masked stream to a caller that steps it ----------------------------------
+    def release_masked_stream(self) -> tuple[list[int], _Stream | None]:
+        """After call 2 with ``detect="once"``: the flagged prompts and the stream of their
+        masked prompts X', handed over so that a caller can step it in the same forward pass as
+        generation's own rows (:func:`~overshadow_lab.decoding.driver.generate` does). From then
+        on the caller passes ``log p(.|X')`` of those rows to :meth:`contrast_with`."""
+        if self.config.detect != "once" or self._calls != 2:
+            raise RuntimeError("release_masked_stream is for detect='once', right after call 2")
+        self._released = True
+        stream, self._stream = self._stream, None
+        return list(self._active), stream
+
+    def contrast_with(self, scores: torch.Tensor, masked: torch.Tensor | None) -> torch.Tensor:
+        """Calls 3, 4, ... after :meth:`release_masked_stream`: what ``__call__`` returns, given
+        ``masked``, the flagged prompts' ``log p(.|X')`` at this step (row for row)."""
+        self._calls += 1
+        if not self._active or not self.config.amplify or masked is None:
+            return scores
+        logp = F.log_softmax(scores.float(), dim=-1)
+        return self._contrast(scores, logp, list(self._active), masked)
+
     # ---- detection and contrast --------------------------------------------------------------
     def _detect(
         self, logp: torch.Tensor, record: bool = False
@@ -170,7 +197,9 @@ class CoDALogitsProcessor(LogitsProcessor):
         if self._group is None:  # no prompt has a candidate span
             return [], None
         cfg = self.config
-        found = _indicators(logp, self._group.runs(), cfg.alpha, cfg.empty_s)
+        found = _indicators(
+            logp, self._group.runs(), cfg.alpha, cfg.empty_s, cfg.reduce, cfg.escape
+        )
         indicator = found[self._group.position.to(found.device)]  # rows -> variants
         rows: list[int] = []  # the prompts whose scores become the contrast ...
         picks: list[int] = []  # ... and the masked variants they are contrasted with
@@ -203,7 +232,7 @@ class CoDALogitsProcessor(LogitsProcessor):
             return scores
         cfg = self.config
         rows_t = torch.as_tensor(rows, device=scores.device)
-        new = _amplified(logp[rows_t], masked, cfg.alpha, cfg.empty_s)
+        new = _amplified(logp[rows_t], masked, cfg.alpha, cfg.empty_s, cfg.escape)
         keep = torch.isfinite(new).any(-1)
         out = scores.clone()
         out[rows_t[keep]] = new[keep].to(scores.dtype)

@@ -172,3 +172,57 @@ def test_evalset_subset_keeps_every_field_aligned_and_leaves_empty_fields_empty(
     assert len(es) == 3 and es.prompts[0] == [1, 2]  # the original is untouched
     with pytest.raises(IndexError, match="out of range"):
         es.subset([3])
+
+
+@pytest.mark.parametrize("method", ["greedy", "coda"])
+def test_predictions_file_holds_every_row(setup, capsys, tmp_path, method):
+    import pandas as pd
+
+    target = tmp_path / f"{method}.csv"
+    code, out = _run(
+        capsys,
+        "--benchmark",
+        "nq_swap",
+        "--data",
+        str(setup / "nq.jsonl"),
+        "--model",
+        str(setup / "model"),
+        "--method",
+        method,
+        "--limit",
+        "3",
+        "--predictions",
+        str(target),
+    )
+    assert code == 0 and json.loads(out.out)["predictions"] == str(target)
+    table = pd.read_csv(target, keep_default_na=False)
+    assert len(table) == 3 and {"row", "source", "prediction", "em", "contains"} <= set(table)
+    assert table["source"].str.contains("nq.jsonl:").all()
+    assert ("greedy_em" in table) == (method != "greedy")
+    assert ("alarm" in table) == (method == "coda")
+    code, out = _run(
+        capsys,
+        "--benchmark",
+        "memotrap",
+        "--data",
+        str(setup / "memotrap"),
+        "--model",
+        str(setup / "model"),
+        "--protocol",
+        "loglik",
+        "--predictions",
+        str(tmp_path / "ll.csv"),
+    )
+    assert code == 0 and {"pred_index", "correct"} <= set(pd.read_csv(tmp_path / "ll.csv"))
+    code, out = _run(
+        capsys,
+        "--benchmark",
+        "nq_swap",
+        "--data",
+        str(setup / "nq.jsonl"),
+        "--model",
+        str(setup / "model"),
+        "--predictions",
+        str(tmp_path / "no" / "such" / "p.csv"),
+    )
+    assert code == 2 and "folder does not exist" in out.err

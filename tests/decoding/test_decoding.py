@@ -131,11 +131,16 @@ CONFIGS = [
     CoDAConfig(detect="every_step", select="first", empty_s="common_min"),
     CoDAConfig(mask="replace", mask_token_id=0),
     CoDAConfig(max_candidates=3, variant_batch_size=2),
+    # the ablation options (the paper's Table 6 and [A]'s escaping penalty)
+    CoDAConfig(reduce="mean", exclude_final=1),
+    CoDAConfig(reduce="weighted", escape="penalty", detect="every_step"),
 ]
 
 
 @pytest.mark.parametrize(
-    "cfg", CONFIGS, ids=lambda c: f"{c.detect}-{c.select}-{c.mask}-{c.empty_s}"
+    "cfg",
+    CONFIGS,
+    ids=lambda c: f"{c.detect}-{c.select}-{c.mask}-{c.empty_s}-{c.reduce}-{c.escape}-{c.exclude_final}",
 )
 @pytest.mark.parametrize("arch", ["llama", "neox"])
 def test_processor_equals_reference_loop(cfg, arch, llama, neox):

@@ -1,0 +1,72 @@
+"""The recorded benchmark runs (``scripts/record_benchmarks.py``): complete, provenanced,
+scored as the package scores, and reproduced by a seeded subsample decoded again now."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from overshadow_lab import benchmark_data as bm
+from overshadow_lab.benchmark_data.evaluate import benchmark_items
+
+RECORDED = {b: bm.load_bench(b) for b in ("memotrap", "nq_swap")}
+PRESENT = [b for b, found in RECORDED.items() if found is not None]
+pytestmark = pytest.mark.skipif(not PRESENT, reason="no benchmark run has been recorded")
+
+
+@pytest.mark.parametrize("benchmark", PRESENT)
+def test_recording_is_complete_and_provenanced(benchmark):
+    table, prov = RECORDED[benchmark]
+    methods = set(table["method"])
+    assert methods == set(prov["methods"]) >= {"greedy", "cad", "coda"}
+    assert table.groupby("method")["row"].nunique().nunique() == 1  # every method, same rows
+    assert {"code_hash", "torch", "transformers", "model", "chunks"} <= set(prov)
+    rows = sorted(set(table["row"]))
+    assert rows and rows[-1] < len(bm.load_slice(benchmark))
+    recorded = {r for c in prov["chunks"] for r in c["rows"]}
+    assert set(rows) <= recorded
+    order = bm.recording_order(len(bm.load_slice(benchmark)))
+    assert set(rows) == set(order[: len(rows)].tolist())  # a prefix of the seeded order
+
+
+@pytest.mark.parametrize("benchmark", PRESENT)
+def test_recorded_scores_are_the_scores_of_the_recorded_outputs(benchmark):
+    table, _ = RECORDED[benchmark]
+    gen = table[table["method"].isin(bm.GENERATION_METHODS)]
+    df = bm.load_slice(benchmark).iloc[gen["row"].to_numpy()].reset_index(drop=True)
+    texts = [" " + o if isinstance(o, str) else "" for o in gen["output"]]
+    again = bm.score_outputs(benchmark, texts, df)
+    for col in ("em", "contains", "memorised"):
+        assert (again[col].to_numpy() == gen[col].astype(bool).to_numpy()).mean() >= 0.98, col
+    assert (gen["prediction"].fillna("").str.len() > 0).mean() > 0.95  # answers are not empty
+
+
+@pytest.mark.parametrize("benchmark", PRESENT)
+def test_a_seeded_subsample_decodes_as_recorded(benchmark):
+    from overshadow_lab.hub import CACHE_MANIFEST, model_cache_folder
+
+    table, prov = RECORDED[benchmark]
+    if prov.get("model") != "smollm2-135m-instruct":
+        pytest.skip("the recording is of another model")
+    if not (model_cache_folder("smollm2-135m-instruct") / CACHE_MANIFEST).is_file():
+        pytest.skip("SmolLM2-135M-Instruct is not in the model cache (run the script once)")
+    from overshadow_lab.loading import load_model
+
+    model, tok = load_model("smollm2-135m-instruct", device="cpu")
+    rng = np.random.default_rng(0)
+    rows = sorted(rng.choice(sorted(set(table["row"])), size=3, replace=False).tolist())
+    methods = (
+        ("greedy", "coda", "loglik", "loglik_coda") if benchmark == "memotrap" else ("greedy",)
+    )
+    methods = tuple(m for m in methods if m in set(table["method"]))
+    df = bm.load_slice(benchmark)
+    now = bm.record_chunk(model, tok, benchmark, df, rows, methods, batch_size=4)
+    then = table[table["row"].isin(rows) & table["method"].isin(methods)]
+    key = ["method", "row"]
+    merged = now.merge(then, on=key, suffixes=("_now", "_then"))
+    assert len(merged) == len(rows) * len(methods)
+    same = (merged["prediction_now"].fillna("") == merged["prediction_then"].fillna("")).mean()
+    assert same >= 0.9, merged[[*key, "prediction_now", "prediction_then"]]
+    assert (merged["em_now"].astype(bool) == merged["em_then"].astype(bool)).mean() >= 0.9
+    golds = benchmark_items(benchmark, df.iloc[rows])["golds"]
+    assert len(golds) == len(rows)
