@@ -193,7 +193,7 @@ def memotrap_loglik(
     prompt (:mod:`.prompts`) is the prediction. Columns: subtask, pred_index, correct, margin
     (gold minus other).
 
-    With ``coda`` (a :class:`~overshadow_lab.decoding.CoDAConfig`), CoDA's contrast is applied to
+    With ``coda`` (a :class:`~overshadow_lab.decoding.coda.CoDAConfig`), CoDA's contrast is applied to
     the scoring as well: detection runs on each prompt (or ``spans`` gives each row's masked
     span, None for no alarm, e.g. from a CoDA generation run), and where the alarm fires an
     ending is scored by its summed R-PMI, ``log p(ending | X) - log p(ending | X')`` with X' the

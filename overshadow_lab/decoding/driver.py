@@ -94,7 +94,7 @@ def _coda_fused(
     at every step, beside generate's pass for X; here, from the third token on, the rows of X and
     of X' are one batch (:meth:`~overshadow_lab.decoding.kv_cache._Stream.merged`). Detection and
     the contrast are the processor's own (:class:`CoDALogitsProcessor`: calls 1 and 2 as in
-    generate, then :meth:`~CoDALogitsProcessor.contrast_with`), so the tokens are those of the
+    generate, then :meth:`~overshadow_lab.decoding.processors.CoDALogitsProcessor.contrast_with`), so the tokens are those of the
     generate path up to float rounding. Stopping follows generate's: a row ends after
     ``eos_token_id`` (dropped) or once its text matches ``stop_pattern`` after its first visible
     character; finished rows are fed ``pad``. None where the model's cache cannot be merged.
