@@ -161,7 +161,12 @@ def scratch_run(task: str, P: float, seed: int, span_len: int) -> dict:
         lr=s["lr"],
         **equal_exposure(s["steps"]),
     )
-    ev = evaluate(res.model, sets, n_boot=s["n_boot"], seed=seed)
+    return _scored_row(task, P, seed, sets, res, s["n_boot"])
+
+
+def _scored_row(task: str, P: float, seed: int, sets, res, n_boot: int) -> dict:
+    """One recorded row: the run's key, its size and steps, and R with the other metrics."""
+    ev = evaluate(res.model, sets, n_boot=n_boot, seed=seed)
     return {
         "task": task,
         "P": float(P),
@@ -191,17 +196,7 @@ def smollm2_run(base, tokenizer, task: str, P: float, seed: int) -> dict:
         lr=s["lr"],
         **equal_exposure(s["steps"]),
     )
-    ev = evaluate(res.model, sets, n_boot=s["n_boot"], seed=seed)
-    return {
-        "task": task,
-        "P": float(P),
-        "seed": seed,
-        "L": sets.L_actual,
-        "S": count_parameters(res.model),
-        "steps": res.steps,
-        "seconds": res.seconds,
-        **{k: ev[k] for k in METRICS},
-    }
+    return _scored_row(task, P, seed, sets, res, s["n_boot"])
 
 
 # ------------------------------------------------------------------------------------------
