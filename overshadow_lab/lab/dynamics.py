@@ -36,7 +36,13 @@ import torch
 from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import count_parameters, make_model
 from overshadow_lab.lab.results import DATA_KEYS, TRAIN_KEYS
-from overshadow_lab.lab.train import TrainConfig, TrainResult, epoch_steps, train_model
+from overshadow_lab.lab.train import (
+    TrainConfig,
+    TrainResult,
+    epoch_steps,
+    pass_steps,
+    train_model,
+)
 from overshadow_lab.metrics import _logits, _model_device
 
 #: The metrics of a dynamics table, in the order they are recorded.
@@ -126,8 +132,8 @@ def planned_steps(sets, config: TrainConfig) -> int:
     n, b = len(sets.train_sequences), int(config.batch_size)
     if config.rule == "epochs":
         return epoch_steps(n, b, int(config.epochs))
-    if config.rule == "exposure":
-        return epoch_steps(n, b, int(config.exposures))
+    if config.rule == "exposure":  # a ceiling: the run stops once the budget is met
+        return pass_steps(sets.train_sequences, b, int(config.exposures))
     return int(config.max_steps)
 
 

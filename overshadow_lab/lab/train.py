@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -199,6 +200,14 @@ def epoch_steps(n_sequences: int, batch_size: int, epochs: int = 1) -> int:
             f"{batch_size}, {epochs}"
         )
     return int(epochs) * math.ceil(n_sequences / batch_size)
+
+
+def pass_steps(sequences, batch_size: int, passes: int = 1) -> int:
+    """Optimizer steps of ``passes`` passes of the trainer's sampler over ``sequences``: each
+    length gets its own batches, so a corpus of several lengths takes more than
+    :func:`epoch_steps` counts (the same for one length)."""
+    counts = Counter(len(s) for s in sequences)
+    return sum(math.ceil(c / int(batch_size)) for c in counts.values()) * int(passes)
 
 
 def _lr_lambda(schedule: str, warmup_steps: int, total: int):
@@ -378,8 +387,11 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
     data = _Batches(sets.train_sequences, int(cfg.batch_size), device, gen)
     if cfg.rule == "epochs":
         total = epoch_steps(len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs))
-    elif cfg.rule == "exposure":  # shuffled passes present every statement once per pass
-        total = epoch_steps(len(sets.train_sequences), int(cfg.batch_size), int(cfg.exposures))
+    elif cfg.rule == "exposure":
+        # a ceiling: each pass presents every statement once, in batches of one length each (a
+        # corpus of several lengths takes more batches per pass than epoch_steps counts); the
+        # run stops earlier, once the least-seen subordinate statement reaches the budget
+        total = pass_steps(sets.train_sequences, int(cfg.batch_size), int(cfg.exposures))
     else:
         total = int(cfg.max_steps)
     schedule = cfg.schedule

@@ -35,6 +35,21 @@ def test_equal_exposure_presents_every_subordinate_statement_exactly_the_budget(
     assert r.exposure["other_min"] >= 2 and r.exposure["other_max"] <= 3
 
 
+def test_equal_exposure_holds_when_the_corpus_has_sequences_of_several_lengths():
+    """Batches hold one length each, so a pass takes more batches than len / batch_size: the
+    budget must still be met (it was not, when the step ceiling assumed one length)."""
+    sets = make_knowledge_sets(P=5, L=3, n=2, n_sets=6, vocab=120, seed=2)
+    seqs = [list(s) for s in sets.train_sequences]
+    for i in range(len(seqs)):  # five lengths: each group needs its own, partly empty, batches
+        seqs[i] = seqs[i][:1] * (i % 5) + seqs[i]
+    sets.train_sequences = seqs
+    sub = set(subordinate_rows(sets).tolist())
+    assert sub and len({len(s) for s in seqs}) == 5
+    r = _train(sets, rule="exposure", exposures=3, batch_size=10, eval_every=1000)
+    assert r.stop_reason == "exposures"
+    assert r.exposure["subordinate_min"] == r.exposure["subordinate_max"] == 3
+
+
 def test_exposure_counts_are_the_same_whatever_P_but_the_recall_rule_lets_them_fall():
     counts = {}
     for P in (2, 20):
