@@ -226,7 +226,8 @@ MAX_WIDTH = 60.0
 
 
 def _recorded_runs() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The recorded synthetic and from-scratch runs of ``scripts/record_transfer.py``."""
+    """The recorded synthetic and from-scratch runs of ``scripts/record_transfer.py`` along
+    its P grid (the L grid's runs, all at one P, are left out)."""
     out = []
     for part in ("synthetic", "scratch"):
         found = load_recorded(f"transfer_{part}")
@@ -235,7 +236,10 @@ def _recorded_runs() -> tuple[pd.DataFrame, pd.DataFrame]:
                 f"the recorded runs transfer_{part} are missing: run "
                 f"python scripts/record_transfer.py --part {part}"
             )
-        out.append(found[0])
+        runs = found[0]
+        if "grid" in runs.columns:
+            runs = runs[runs["grid"] == "P"].reset_index(drop=True)
+        out.append(runs)
     return out[0], out[1]
 
 

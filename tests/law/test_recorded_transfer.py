@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from overshadow_lab.finetuning.tasks import TASKS
+from overshadow_lab.lab.protocols import ADOPTED
 from overshadow_lab.records import load_recorded
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "record_transfer.py"
@@ -36,15 +37,23 @@ def _table(part):
 @pytest.mark.parametrize("part", ["synthetic", "scratch", "smollm2"])
 def test_recorded_tables_cover_the_design_with_provenance(script, part):
     table, prov = _table(part)
-    assert prov["protocol"] == "equal exposure" and prov["code_hash"] and prov["wall_seconds"] > 0
+    assert prov["protocol_name"] == ADOPTED and prov["code_hash"] and prov["wall_seconds"] > 0
     assert (table["settings"] == script.settings_key(part)).all()
-    ps = np.sort(table["P"].unique())
+    # the adopted protocol: every subordinate statement presented exactly `exposures` times
+    exposures = json.loads(script.settings_key(part))["exposures"]
+    assert (table["sub_exposures"] == exposures).all()
+    p_grid = table[table.grid == "P"]
+    ps = np.sort(p_grid["P"].unique())
     assert ps.size >= 5 and np.log10(ps.max() / ps.min()) >= 1.5
-    per_cell = table.groupby(["task", "P"])["seed"].nunique()
-    assert per_cell.min() >= 3
+    assert p_grid.groupby(["task", "P"])["seed"].nunique().min() >= 3
+    assert p_grid.groupby("task")["L"].nunique().max() == 1  # L fixed along the P grid
     if part != "synthetic":
         assert set(table["task"]) == set(TASKS)
-    assert (table["steps"] == json.loads(script.settings_key(part))["steps"]).all()
+    if part != "smollm2":  # the L grids, at one P
+        l_grid = table[table.grid == "L"]
+        assert set(l_grid["task"]) == set(table["task"]) and l_grid["P"].nunique() == 1
+        assert l_grid.groupby("task")["L"].nunique().min() >= 4  # keep and refit need three others
+        assert l_grid.groupby(["task", "L"])["seed"].nunique().min() >= 3
 
 
 def _check_row(row, fresh):
@@ -55,15 +64,34 @@ def _check_row(row, fresh):
         assert row.R_lo - 1e-9 <= fresh["R"] <= row.R_hi + 1e-9
 
 
-def test_a_seeded_synthetic_run_lands_inside_its_recorded_interval(script):
+def _row(table, **key):
+    match = np.logical_and.reduce([table[k] == v for k, v in key.items()])
+    return next(table[match].itertuples())
+
+
+def test_seeded_synthetic_runs_land_inside_their_recorded_intervals(script):
     table, _ = _table("synthetic")
-    row = next(table[(table.P == 64) & (table.seed == 1)].itertuples())
-    _check_row(row, script.synthetic_run(64, 1))
+    _check_row(_row(table, grid="P", P=16.0, seed=1), script.synthetic_run(16, 1))
+    _check_row(_row(table, grid="L", L=8.0, seed=2), script.synthetic_run(16, 2, L=8.0))
 
 
 def test_seeded_from_scratch_runs_land_inside_their_recorded_intervals(script):
     table, _ = _table("scratch")
     spans = script.span_lengths(["gender", "event-time"])
-    for task, P, seed in [("gender", 16.0, 0), ("event-time", 4.0, 2)]:
-        row = next(table[(table.task == task) & (table.P == P) & (table.seed == seed)].itertuples())
+    for task, P, seed in [("gender", 8.0, 0), ("event-time", 4.0, 2)]:
+        row = _row(table, task=task, grid="P", P=P, seed=seed)
         _check_row(row, script.scratch_run(task, P, seed, spans[task]))
+    L = script.task_l_grid("gender", spans["gender"])[1]
+    row = _row(table, task="gender", grid="L", L=L, seed=1)
+    _check_row(row, script.scratch_run("gender", script.L_GRID_P, 1, spans["gender"], L))
+
+
+def test_a_seeded_smollm2_run_lands_inside_its_recorded_interval(script):
+    from overshadow_lab.hub import CACHE_MANIFEST, model_cache_folder
+
+    name = script.SETTINGS["smollm2"]["model"]
+    if not (model_cache_folder(name) / CACHE_MANIFEST).is_file():
+        pytest.skip(f"{name} is not in the model cache (the introduction chapter puts it there)")
+    table, _ = _table("smollm2")
+    row = _row(table, task="negation", grid="P", P=2.0, seed=1)
+    _check_row(row, script.run_cell("smollm2", ("negation", "P", 2.0, None, 1, None)))
