@@ -150,7 +150,7 @@ class _Batches:
         self.gen = generator
         self.n_sequences = len(sequences)
         self.counts = np.zeros(len(sequences), dtype=np.int64)
-        self.batches_per_epoch = sum(math.ceil(len(t) / batch_size) for t in self.tensors)
+        self.batches_per_epoch = pass_steps(sequences, batch_size)
         self._queue: list[tuple[int, torch.Tensor]] = []
         self.epoch = 0
 
