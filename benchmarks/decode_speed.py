@@ -21,6 +21,9 @@ Run from the repository root, one heavy job at a time::
    rows (long contexts, entity candidates), and the minutes a 500-row recording of greedy, CAD
    and CoDA would take at that pace.
 
+``--dtype bfloat16`` times everything with the model the NQ-Swap recording uses (bfloat16 body,
+float32 output layer); the ratios compare methods on the same model either way.
+
 Parts 1 and 3 run every configuration once untimed first (allocator and kernel warm-up) and
 report the best of ``--repeats`` runs; parts 2 and 4 decode different rows with each method once.
 """
@@ -37,7 +40,6 @@ import torch
 
 from overshadow_lab import benchmark_data as bm
 from overshadow_lab.decoding import CoDAConfig, generate, with_options
-from overshadow_lab.hub import load_pretrained
 
 
 def detect(model, prompts, cfg: CoDAConfig):
@@ -133,6 +135,13 @@ def main(argv=None) -> int:
     ap.add_argument("--nq-rows", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--dtype",
+        default="float32",
+        choices=bm.RECORD_DTYPES,
+        help="the model's floating-point type, as in scripts/record_benchmarks.py (bfloat16 "
+        "keeps the output layer in float32)",
+    )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -142,7 +151,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    model, tok = load_pretrained(args.model)
+    model, tok = bm.recording_model(args.model, args.dtype)
     df = bm.load_memotrap(subtasks=["proverb", "hate"])
     prompts = []
     for text in df["prompt"]:
@@ -174,6 +183,7 @@ def main(argv=None) -> int:
         "meta": {
             "machine": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(),
+            "dtype": args.dtype,
             "prompt_tokens": lengths,
             "new_tokens": args.new_tokens,
         },
@@ -203,7 +213,7 @@ def main(argv=None) -> int:
     meta = result["meta"]
     print(
         f"prompts: {len(prompts)} MemoTrap prompts of {lengths} tokens; "
-        f"torch threads {meta['threads']}"
+        f"torch threads {meta['threads']}, {meta['dtype']}"
     )
     print(
         f"\n1. time per generated token ({args.new_tokens} tokens per prompt, detection included)"

@@ -95,3 +95,42 @@ def load_model(
         model = make_model(str(name).strip(), vocab_size=len(tokenizer))
     model = model.to(get_device(device)).eval()
     return (model if dtype is None else model.to(dtype=dtype)), tokenizer
+
+
+class _Float32Head(torch.nn.Linear):
+    """An output layer that computes in float32 whatever the dtype of the hidden states."""
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden.float())
+
+
+def float32_output_layer(model):
+    """Give a 16-bit Hugging Face model a float32 output layer, in place; returns the model.
+
+    Contrastive decoding compares log-probabilities of two close distributions (with and without
+    a span): the differences that matter are tenths of a nat, and bfloat16 logits of magnitude
+    16-32 are rounded to steps of 0.125. Computing the vocabulary projection in float32 (from the
+    16-bit hidden states, with a float32 copy of the weights, untied from the input embeddings)
+    removes that rounding at the cost of one projection in float32, which is cheap when only the
+    last position's logits are computed (``logits_to_keep=1``, as generation and CoDA's detection
+    do). A model whose output layer is already float32 is returned unchanged.
+    """
+    head = model.get_output_embeddings()
+    if head is None or not isinstance(head, torch.nn.Linear):
+        raise ValueError(
+            f"{type(model).__name__} has no linear output layer to keep in float32; load it "
+            "in float32 instead"
+        )
+    if head.weight.dtype == torch.float32:
+        return model
+    new = _Float32Head(
+        head.in_features, head.out_features, bias=head.bias is not None, device=head.weight.device
+    )
+    with torch.no_grad():
+        new.weight.copy_(head.weight.float())
+        if head.bias is not None:
+            new.bias.copy_(head.bias.float())
+    new.requires_grad_(False)
+    model.set_output_embeddings(new)
+    model.config.tie_word_embeddings = False  # a saved copy keeps its own float32 head
+    return model

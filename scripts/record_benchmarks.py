@@ -28,7 +28,6 @@ import torch
 
 from overshadow_lab import benchmark_data as bm
 from overshadow_lab.benchmark_data.recording import RECORD_SEED
-from overshadow_lab.loading import load_model
 from overshadow_lab.records import load_recorded, provenance, save_recorded
 
 
@@ -41,6 +40,13 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=20.0, help="stop after a chunk past this")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--methods", help="comma-separated (default: every method of the benchmark)")
+    ap.add_argument(
+        "--dtype",
+        default="float32",
+        choices=bm.RECORD_DTYPES,
+        help="the model's floating-point type (bfloat16: ~3x faster on a CPU with AMX, output "
+        "layer kept in float32; a recording keeps one type)",
+    )
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     ap.add_argument("--folder", help="where to record (default: overshadow_lab/recorded)")
     args = ap.parse_args(argv)
@@ -67,10 +73,15 @@ def main(argv=None) -> int:
             f"{name} holds methods {sorted(set(table['method']))}, not {sorted(methods)}: "
             "record the same methods, or move the old recording away"
         )
+    if len(table) and prov.get("dtype", "float32") != args.dtype:
+        raise SystemExit(
+            f"{name} was recorded in {prov.get('dtype', 'float32')}, not {args.dtype}: record in "
+            "the same type, or move the old recording away"
+        )
     done = set(table["row"]) if len(table) else set()
     todo = [int(r) for r in order[:target] if int(r) not in done]
     chunks = list(prov.get("chunks", []))
-    model, tok = load_model(args.model)
+    model, tok = bm.recording_model(args.model, args.dtype)
     start = time.perf_counter()
     print(f"{name}: {len(done)} rows recorded, {len(todo)} to go", file=sys.stderr)
     while todo and time.perf_counter() - start < 60 * args.minutes:
@@ -92,6 +103,7 @@ def main(argv=None) -> int:
             "model": args.model,
             "benchmark": args.benchmark,
             "methods": list(methods),
+            "dtype": args.dtype,
             "order_seed": RECORD_SEED,
             "torch_threads": torch.get_num_threads(),
             "rows_recorded": int(table["row"].nunique()),

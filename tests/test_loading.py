@@ -10,7 +10,7 @@ from overshadow_lab.finetuning.tokenizers import ByteTokenizer
 from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import count_parameters, make_model, save_run
 from overshadow_lab.loading import load_model, model_kind
-from tests.tiny import tiny_lm
+from tests.tiny import tiny_llama, tiny_lm
 
 
 @pytest.fixture
@@ -90,3 +90,27 @@ def test_an_unknown_name_says_in_one_line_what_is_accepted(hub_calls, tmp_path):
     with pytest.raises(ValueError, match="non-empty string"):
         load_model(7)
     assert hub_calls == []  # every error came before any loading
+
+
+def test_a_16_bit_model_keeps_a_float32_output_layer_close_to_the_float32_model():
+    model = tiny_llama(tie_word_embeddings=True)
+    ids = torch.tensor([[3, 17, 5, 9, 41, 2]])
+    with torch.no_grad():
+        want = model(ids).logits
+        half = loading.float32_output_layer(model.to(torch.bfloat16))
+        got = half(ids).logits
+        plain = tiny_llama(tie_word_embeddings=True).to(torch.bfloat16)(ids).logits
+    assert got.dtype == torch.float32 and plain.dtype == torch.bfloat16
+    # only the hidden states are rounded now, not the logits themselves
+    assert (got - want).abs().max() < (plain.float() - want).abs().max()
+    assert half.model.embed_tokens.weight.dtype == torch.bfloat16  # the body stays 16-bit
+    assert loading.float32_output_layer(half) is half  # already float32: unchanged
+
+
+def test_a_float32_output_layer_needs_a_linear_head():
+    class NoHead(torch.nn.Module):
+        def get_output_embeddings(self):
+            return None
+
+    with pytest.raises(ValueError, match="no linear output layer"):
+        loading.float32_output_layer(NoHead())

@@ -57,11 +57,13 @@ from overshadow_lab.benchmark_data.prompts import (
 from overshadow_lab.benchmark_data.recording import (
     GENERATION_METHODS,
     LOGLIK_METHODS,
+    RECORD_DTYPES,
     bench_summary,
     load_bench,
     load_slice,
     record_chunk,
     recorded_name,
+    recording_model,
     recording_order,
 )
 from overshadow_lab.benchmark_data.sampling import sample_rows
@@ -93,6 +95,7 @@ __all__ = [
     "FULL_SET",
     "GENERATION_METHODS",
     "LOGLIK_METHODS",
+    "RECORD_DTYPES",
     "MEMOTRAP_COMMIT",
     "MEMOTRAP_FILES",
     "MEMOTRAP_SHA256",
@@ -131,6 +134,7 @@ __all__ = [
     "paired_difference",
     "record_chunk",
     "recorded_name",
+    "recording_model",
     "recording_order",
     "region_spans",
     "sample_rows",

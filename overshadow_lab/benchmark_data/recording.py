@@ -59,6 +59,29 @@ def load_slice(benchmark: str) -> pd.DataFrame:
     raise ValueError(f"unknown benchmark {benchmark!r}: use memotrap or nq_swap")
 
 
+#: The floating-point types a recording may decode in (``--dtype`` of the recording script).
+RECORD_DTYPES = ("float32", "bfloat16")
+
+
+def recording_model(name: str, dtype: str = "float32"):
+    """``(model, tokenizer)`` as a recording decodes with them, on the CPU.
+
+    ``dtype="bfloat16"`` runs the model's body in bfloat16 (about 3x faster than float32 on a CPU
+    with AMX, which makes NQ-Swap's long contexts affordable) and keeps its output layer in
+    float32 (:func:`~overshadow_lab.loading.float32_output_layer`), so that the log-probabilities
+    that CoDA and CAD contrast are not rounded to bfloat16's steps. Every method of a recording
+    uses the same model, so the comparison between methods stays like with like.
+    """
+    import torch
+
+    from overshadow_lab.loading import float32_output_layer, load_model
+
+    if dtype not in RECORD_DTYPES:
+        raise ValueError(f"dtype={dtype!r}: use one of {', '.join(RECORD_DTYPES)}")
+    model, tok = load_model(name, device="cpu", dtype=getattr(torch, dtype))
+    return (float32_output_layer(model) if dtype != "float32" else model), tok
+
+
 def recording_order(n_rows: int, seed: int = RECORD_SEED) -> np.ndarray:
     """The seeded order in which a recording visits the rows of a slice of ``n_rows`` rows."""
     return np.random.default_rng(seed).permutation(n_rows)

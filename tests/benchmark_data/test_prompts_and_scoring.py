@@ -195,3 +195,19 @@ def test_record_chunk_and_load_bench(tmp_path):
     assert set(contains["method"]) == set(bm.GENERATION_METHODS)
     order = bm.recording_order(10)
     assert sorted(order) == list(range(10)) and (order == bm.recording_order(10)).all()
+
+
+def test_a_recording_keeps_one_floating_point_type(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "scripts" / "record_benchmarks.py"
+    spec = importlib.util.spec_from_file_location("record_benchmarks", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    table = pd.DataFrame({"row": [0], "method": ["greedy"]})
+    save_recorded(table, {"dtype": "float32"}, "bench_nq_swap", tmp_path)
+    args = ["--benchmark", "nq_swap", "--methods", "greedy", "--folder", str(tmp_path)]
+    with pytest.raises(SystemExit, match="recorded in float32, not bfloat16"):
+        script.main([*args, "--dtype", "bfloat16"])  # refused before any model is loaded
+    with pytest.raises(ValueError, match="use one of float32, bfloat16"):
+        bm.recording_model("smollm2-135m-instruct", "float16")
