@@ -50,9 +50,7 @@ def test_a_seeded_subsample_decodes_as_recorded(benchmark):
         pytest.skip("the recording is of another model")
     if not (model_cache_folder("smollm2-135m-instruct") / CACHE_MANIFEST).is_file():
         pytest.skip("SmolLM2-135M-Instruct is not in the model cache (run the script once)")
-    from overshadow_lab.loading import load_model
-
-    model, tok = load_model("smollm2-135m-instruct", device="cpu")
+    model, tok = bm.recording_model("smollm2-135m-instruct", prov.get("dtype", "float32"))
     rng = np.random.default_rng(0)
     rows = sorted(rng.choice(sorted(set(table["row"])), size=3, replace=False).tolist())
     methods = (
@@ -70,3 +68,31 @@ def test_a_seeded_subsample_decodes_as_recorded(benchmark):
     assert (merged["em_now"].astype(bool) == merged["em_then"].astype(bool)).mean() >= 0.9
     golds = benchmark_items(benchmark, df.iloc[rows])["golds"]
     assert len(golds) == len(rows)
+
+
+def test_the_float32_nq_swap_rows_decode_as_recorded():
+    """``bench_nq_swap_float32`` (the first NQ-Swap rows, recorded in float32 before the
+    recording moved to bfloat16) is what the chapter measures the change of type against."""
+    from overshadow_lab.hub import CACHE_MANIFEST, model_cache_folder
+    from overshadow_lab.records import load_recorded
+
+    found = load_recorded("bench_nq_swap_float32")
+    assert found is not None
+    table, prov = found
+    assert prov.get("dtype", "float32") == "float32" and set(table["method"]) == {
+        "greedy",
+        "cad",
+        "coda",
+    }
+    order = bm.recording_order(len(bm.load_slice("nq_swap")))
+    assert set(table["row"]) == set(order[: table["row"].nunique()].tolist())
+    if not (model_cache_folder("smollm2-135m-instruct") / CACHE_MANIFEST).is_file():
+        pytest.skip("SmolLM2-135M-Instruct is not in the model cache (run the script once)")
+    model, tok = bm.recording_model("smollm2-135m-instruct", "float32")
+    df = bm.load_slice("nq_swap")
+    recorded = sorted(set(table["row"]))
+    short = [r for r in recorded if len(df["sub_context"].iloc[r]) <= 1000]  # a few seconds each
+    rows = sorted(np.random.default_rng(1).choice(short, 2, replace=False).tolist())
+    now = bm.record_chunk(model, tok, "nq_swap", df, rows, ("greedy",))
+    then = table.query("method == 'greedy'").set_index("row").loc[rows]
+    assert now["prediction"].fillna("").tolist() == then["prediction"].fillna("").tolist()
