@@ -14,6 +14,15 @@ PRESENT = [b for b, found in RECORDED.items() if found is not None]
 pytestmark = pytest.mark.skipif(not PRESENT, reason="no benchmark run has been recorded")
 
 
+def _smollm2_or_skip(dtype: str):
+    """SmolLM2-135M-Instruct as the recordings decode with it, or skip when it is not cached."""
+    from overshadow_lab.hub import CACHE_MANIFEST, model_cache_folder
+
+    if not (model_cache_folder("smollm2-135m-instruct") / CACHE_MANIFEST).is_file():
+        pytest.skip("SmolLM2-135M-Instruct is not in the model cache (run the script once)")
+    return bm.recording_model("smollm2-135m-instruct", dtype)
+
+
 @pytest.mark.parametrize("benchmark", PRESENT)
 def test_recording_is_complete_and_provenanced(benchmark):
     table, prov = RECORDED[benchmark]
@@ -43,14 +52,10 @@ def test_recorded_scores_are_the_scores_of_the_recorded_outputs(benchmark):
 
 @pytest.mark.parametrize("benchmark", PRESENT)
 def test_a_seeded_subsample_decodes_as_recorded(benchmark):
-    from overshadow_lab.hub import CACHE_MANIFEST, model_cache_folder
-
     table, prov = RECORDED[benchmark]
     if prov.get("model") != "smollm2-135m-instruct":
         pytest.skip("the recording is of another model")
-    if not (model_cache_folder("smollm2-135m-instruct") / CACHE_MANIFEST).is_file():
-        pytest.skip("SmolLM2-135M-Instruct is not in the model cache (run the script once)")
-    model, tok = bm.recording_model("smollm2-135m-instruct", prov.get("dtype", "float32"))
+    model, tok = _smollm2_or_skip(prov.get("dtype", "float32"))
     rng = np.random.default_rng(0)
     rows = sorted(rng.choice(sorted(set(table["row"])), size=3, replace=False).tolist())
     methods = (
@@ -73,7 +78,6 @@ def test_a_seeded_subsample_decodes_as_recorded(benchmark):
 def test_the_float32_nq_swap_rows_decode_as_recorded():
     """``bench_nq_swap_float32`` (the first NQ-Swap rows, recorded in float32 before the
     recording moved to bfloat16) is what the chapter measures the change of type against."""
-    from overshadow_lab.hub import CACHE_MANIFEST, model_cache_folder
     from overshadow_lab.records import load_recorded
 
     found = load_recorded("bench_nq_swap_float32")
@@ -84,12 +88,10 @@ def test_the_float32_nq_swap_rows_decode_as_recorded():
         "cad",
         "coda",
     }
-    order = bm.recording_order(len(bm.load_slice("nq_swap")))
-    assert set(table["row"]) == set(order[: table["row"].nunique()].tolist())
-    if not (model_cache_folder("smollm2-135m-instruct") / CACHE_MANIFEST).is_file():
-        pytest.skip("SmolLM2-135M-Instruct is not in the model cache (run the script once)")
-    model, tok = bm.recording_model("smollm2-135m-instruct", "float32")
     df = bm.load_slice("nq_swap")
+    order = bm.recording_order(len(df))
+    assert set(table["row"]) == set(order[: table["row"].nunique()].tolist())
+    model, tok = _smollm2_or_skip("float32")
     recorded = sorted(set(table["row"]))
     short = [r for r in recorded if len(df["sub_context"].iloc[r]) <= 1000]  # a few seconds each
     rows = sorted(np.random.default_rng(1).choice(short, 2, replace=False).tolist())
