@@ -248,9 +248,23 @@ class _Stream:
         return out
 
 
-# what one more forward pass costs, in tokens fed through the model (SmolLM2-135M on two CPU
-# cores: a pass took about 60-100 ms plus 1.2 ms per token; 48 to 144 all measured within noise)
+# what one more forward pass costs, in tokens fed through the model. SmolLM2-135M on two CPU
+# cores, float32: a pass took about 60-100 ms plus 1.2 ms per token, and batched detection was
+# fastest at 64. In bfloat16 a token costs about a third as much (the matrix units) while a pass
+# costs about as much: batched detection was fastest at 128-256 and a MemoTrap row end to end
+# at 192-384 (benchmarks/RESULTS.md).
 _PASS_COST_TOKENS = 64
+_PASS_COST_TOKENS_16BIT = 256
+
+
+def _pass_cost(model) -> int:
+    """The pass cost :func:`_split` weighs against padding, for the model's floating-point type."""
+    embeddings = getattr(model, "get_input_embeddings", lambda: None)()
+    weight = getattr(embeddings, "weight", None)  # a float32 output layer may sit beside it
+    dtype = weight.dtype if weight is not None else next(model.parameters()).dtype
+    return (
+        _PASS_COST_TOKENS_16BIT if dtype in (torch.bfloat16, torch.float16) else _PASS_COST_TOKENS
+    )
 
 
 def _split(lengths: Sequence[int], most: int | None, pass_cost: int = _PASS_COST_TOKENS):
@@ -307,7 +321,7 @@ class _StreamGroup:
             key = lambda i: len(seqs[i])  # noqa: E731
         order = sorted(range(len(seqs)), key=key)
         if prefix is not None:
-            self.bounds = _split([len(seqs[i]) for i in order], chunk)
+            self.bounds = _split([len(seqs[i]) for i in order], chunk, _pass_cost(model))
         else:
             chunk = chunk or max(1, len(seqs))
             self.bounds = [(i, min(i + chunk, len(seqs))) for i in range(0, len(seqs), chunk)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -14,6 +15,7 @@ from overshadow_lab.decoding.kv_cache import (
     _cache_for_generate,
     _cache_layers,
     _make_cache,
+    _pass_cost,
     _Prefix,
     _split,
     _Stream,
@@ -183,6 +185,17 @@ def test_split_into_passes():
     assert all(b1 == a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:], strict=False))
     assert _split(lengths, None, pass_cost=10**6) == [(0, 8)]  # a costly pass: one pass
     assert _split(lengths, None, pass_cost=0) == [(0, 2), (2, 4), (4, 5), (5, 7), (7, 8)]
+
+
+def test_a_16_bit_model_weighs_a_pass_as_more_tokens(llama):
+    """A token costs less in 16 bits while a pass costs about as much: fewer, fuller passes."""
+    from overshadow_lab.decoding.kv_cache import _PASS_COST_TOKENS, _PASS_COST_TOKENS_16BIT
+
+    assert _PASS_COST_TOKENS_16BIT > _PASS_COST_TOKENS
+    assert _pass_cost(llama) == _PASS_COST_TOKENS
+    half = copy.deepcopy(llama).to(torch.bfloat16)
+    assert _pass_cost(half) == _PASS_COST_TOKENS_16BIT
+    assert _pass_cost(torch.nn.Linear(2, 2)) == _PASS_COST_TOKENS  # no embeddings: its weights
 
 
 @pytest.mark.parametrize("seed", range(6))
