@@ -27,8 +27,11 @@ from overshadow_lab.benchmark_data.scoring import (
 from overshadow_lab.records import load_or_compute
 
 BENCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    # MemoTrap answers are one or two words: mask words; NQ-Swap contexts are long: mask entities
-    "memotrap": {"max_new_tokens": 8, "candidates": "word", "articles": False},
+    # MemoTrap: mask content words. On MemoTrap text they rank the quoted condition first at least
+    # as often as whole words for every mask and reduction (the recorded coda_text_detection, in
+    # the chapter "Contrastive decoding"), with about half the candidates, so half the passes.
+    # NQ-Swap contexts are long and its answers are names: mask entities.
+    "memotrap": {"max_new_tokens": 8, "candidates": "content", "articles": False},
     "nq_swap": {"max_new_tokens": 10, "candidates": "entity", "articles": True},
 }
 

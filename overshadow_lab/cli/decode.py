@@ -79,8 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument(
         "--candidates",
-        choices=["token", "word", "entity"],
-        help="CoDA: what is masked (default: word for MemoTrap, entity for NQ-Swap, token for synthetic)",
+        choices=["token", "word", "content", "entity"],
+        help="CoDA: what is masked (default: content for MemoTrap, entity for NQ-Swap, token for "
+        "synthetic)",
     )
     e.add_argument("--mask", default="delete", choices=["delete", "replace"])
     e.add_argument("--select", default="max", choices=["max", "first"])
