@@ -12,8 +12,9 @@ Run from the repository root, one heavy job at a time::
    prompt (the worst case), and forced through ``model.generate`` with the logits processor
    (``fused=False``: a second pass per step, the path before the fused loop).
 2. **End to end per MemoTrap row**: :func:`~overshadow_lab.benchmark_data.evaluate_generation`
-   (chat template, stop at the answer's end) with greedy and with CoDA on ``--memotrap-rows``
-   seeded MemoTrap rows spread over the subtasks.
+   (chat template, stop at the answer's end) with greedy and with CoDA (the benchmark's default
+   candidates: content words) on ``--memotrap-rows`` seeded MemoTrap rows spread over the
+   subtasks.
 3. **Detection**: the masked variants of every prompt in batched passes against one plain pass
    per masked variant, candidates = every token, on the prompts of 1. The two detectors are the
    entries of :data:`DETECTORS`; point one at another function to measure it.

@@ -98,3 +98,27 @@ def test_the_float32_nq_swap_rows_decode_as_recorded():
     now = bm.record_chunk(model, tok, "nq_swap", df, rows, ("greedy",))
     then = table.query("method == 'greedy'").set_index("row").loc[rows]
     assert now["prediction"].fillna("").tolist() == then["prediction"].fillna("").tolist()
+
+
+def test_the_word_rule_memotrap_rows_decode_as_recorded():
+    """``bench_memotrap_word`` (the first MemoTrap rows, recorded while CoDA masked every word,
+    before the default became content words) is what the chapter measures that change against."""
+    from overshadow_lab.decoding import CoDAConfig
+    from overshadow_lab.records import load_recorded
+
+    found = load_recorded("bench_memotrap_word")
+    assert found is not None
+    table, prov = found
+    assert prov.get("dtype", "float32") == "float32"
+    assert {"greedy", "coda", "loglik_coda"} <= set(table["method"])
+    df = bm.load_slice("memotrap")
+    order = bm.recording_order(len(df))
+    assert set(table["row"]) == set(order[: table["row"].nunique()].tolist())
+    model, tok = _smollm2_or_skip("float32")
+    rows = sorted(np.random.default_rng(2).choice(sorted(set(table["row"])), 2, replace=False))
+    now = bm.record_chunk(
+        model, tok, "memotrap", df, rows, ("coda",), coda=CoDAConfig(candidates="word")
+    )
+    then = table.query("method == 'coda'").set_index("row").loc[rows]
+    assert now["prediction"].fillna("").tolist() == then["prediction"].fillna("").tolist()
+    assert now["masked"].fillna("").tolist() == then["masked"].fillna("").tolist()
