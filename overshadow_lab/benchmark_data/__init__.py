@@ -65,6 +65,7 @@ from overshadow_lab.benchmark_data.recording import (
     recorded_name,
     recording_model,
     recording_order,
+    seconds_per_row,
 )
 from overshadow_lab.benchmark_data.sampling import sample_rows
 from overshadow_lab.benchmark_data.scoring import (
@@ -139,6 +140,7 @@ __all__ = [
     "region_spans",
     "sample_rows",
     "score_outputs",
+    "seconds_per_row",
     "synthetic_diagnostics",
     "synthetic_rows",
     "table3_layout",

@@ -160,6 +160,14 @@ def record_chunk(
     return out[[*RECORD_COLUMNS, "seconds"]]
 
 
+def seconds_per_row(prov: dict) -> pd.Series:
+    """Each method's seconds per row over a recording's chunks (their own timings, from the
+    provenance :func:`load_bench` returns), indexed by method."""
+    chunks = prov["chunks"]
+    rows = sum(len(c["rows"]) for c in chunks)
+    return pd.DataFrame([c["seconds"] for c in chunks]).sum() / rows
+
+
 def load_bench(benchmark: str, folder=None) -> tuple[pd.DataFrame, dict] | None:
     """``(table, provenance)`` of a benchmark's recording, or None when none was recorded.
 

@@ -75,22 +75,33 @@ def test_a_seeded_subsample_decodes_as_recorded(benchmark):
     assert len(golds) == len(rows)
 
 
+def _kept_recording(name: str, benchmark: str):
+    """``(table, slice)`` of an earlier recording kept beside the current one: float32, and a
+    prefix of the benchmark's seeded order like every recording."""
+    from overshadow_lab.records import load_recorded
+
+    found = load_recorded(name)
+    assert found is not None
+    table, prov = found
+    assert prov.get("dtype", "float32") == "float32"
+    df = bm.load_slice(benchmark)
+    order = bm.recording_order(len(df))
+    assert set(table["row"]) == set(order[: table["row"].nunique()].tolist())
+    return table, df
+
+
+def test_seconds_per_row_reads_the_chunk_timings():
+    prov = {
+        "chunks": [{"rows": [1, 2], "seconds": {"a": 4.0}}, {"rows": [3], "seconds": {"a": 2.0}}]
+    }
+    assert bm.seconds_per_row(prov).to_dict() == {"a": 2.0}
+
+
 def test_the_float32_nq_swap_rows_decode_as_recorded():
     """``bench_nq_swap_float32`` (the first NQ-Swap rows, recorded in float32 before the
     recording moved to bfloat16) is what the chapter measures the change of type against."""
-    from overshadow_lab.records import load_recorded
-
-    found = load_recorded("bench_nq_swap_float32")
-    assert found is not None
-    table, prov = found
-    assert prov.get("dtype", "float32") == "float32" and set(table["method"]) == {
-        "greedy",
-        "cad",
-        "coda",
-    }
-    df = bm.load_slice("nq_swap")
-    order = bm.recording_order(len(df))
-    assert set(table["row"]) == set(order[: table["row"].nunique()].tolist())
+    table, df = _kept_recording("bench_nq_swap_float32", "nq_swap")
+    assert set(table["method"]) == {"greedy", "cad", "coda"}
     model, tok = _smollm2_or_skip("float32")
     recorded = sorted(set(table["row"]))
     short = [r for r in recorded if len(df["sub_context"].iloc[r]) <= 1000]  # a few seconds each
@@ -104,16 +115,9 @@ def test_the_word_rule_memotrap_rows_decode_as_recorded():
     """``bench_memotrap_word`` (the first MemoTrap rows, recorded while CoDA masked every word,
     before the default became content words) is what the chapter measures that change against."""
     from overshadow_lab.decoding import CoDAConfig
-    from overshadow_lab.records import load_recorded
 
-    found = load_recorded("bench_memotrap_word")
-    assert found is not None
-    table, prov = found
-    assert prov.get("dtype", "float32") == "float32"
+    table, df = _kept_recording("bench_memotrap_word", "memotrap")
     assert {"greedy", "coda", "loglik_coda"} <= set(table["method"])
-    df = bm.load_slice("memotrap")
-    order = bm.recording_order(len(df))
-    assert set(table["row"]) == set(order[: table["row"].nunique()].tolist())
     model, tok = _smollm2_or_skip("float32")
     rows = sorted(np.random.default_rng(2).choice(sorted(set(table["row"])), 2, replace=False))
     now = bm.record_chunk(
