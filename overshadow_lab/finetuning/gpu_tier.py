@@ -3,9 +3,10 @@
 **At the paper's scale, on one GPU in minutes** (:func:`paper_scale_runs`, :func:`run_paper_scale`;
 issue 13 item 6): GPT-NeoX models of the Pythia shapes (70M, 160M, 410M parameters at Pythia's
 vocabulary of 50,304 tokens) trained from scratch on the lab's synthetic corpus (P = 5, L = 5,
-100 sets) with the lab's own trainer, every size given the same exposure (``rule="epochs"``: the
-same passes over the same corpus, see :mod:`overshadow_lab.finetuning.exposure`), beside the
-lab's recall rule for comparison. A wall-clock budget decides how many seeds fit: runs go seed
+100 sets) with the lab's own trainer under the protocol the lab's law adopts
+(:data:`overshadow_lab.lab.protocols.ADOPTED`, equal exposure: every subordinate statement shown
+the same number of times, at a constant learning rate after warm-up), beside the lab's recall
+rule for comparison. A wall-clock budget decides how many seeds fit: runs go seed
 by seed (every size and protocol of seed 0 first), and a run is started only when its expected
 time fits what is left. ``scripts/gpu_tier.py`` runs it and records the table with provenance
 and the throughput of ``benchmarks/gpu_train.py`` (tokens/s, MFU).
@@ -35,6 +36,7 @@ from overshadow_lab.finetuning.finetune import finetune_task
 from overshadow_lab.finetuning.speed import model_flops_utilization, peak_flops
 from overshadow_lab.hub import hub_reachable
 from overshadow_lab.lab.models import SIZES, size_parameters
+from overshadow_lab.lab.protocols import ADOPTED, protocol_options
 from overshadow_lab.lab.sweep import append_row, config_hash, read_results, run_sweep
 from overshadow_lab.lab.train import epoch_steps
 from overshadow_lab.loading import load_model
@@ -212,9 +214,11 @@ def merge_parts(out_dir: str | Path) -> dict[str, pd.DataFrame]:
 class PaperScale:
     """Settings of the size comparison at the paper's scale (each documented where it differs).
 
-    ``protocols`` maps a label to the lab's training settings: ``"exposure-<E>"`` trains every
-    size for the same ``E`` epochs (equal exposure; the paper trained 40 epochs), ``"recall"``
-    stops at RR >= 0.95 as the CPU chapters' recall rule does, capped at the largest budget.
+    ``protocols`` maps a label to the lab's training settings: ``"exposure-<E>"`` is the adopted
+    protocol (:data:`~overshadow_lab.lab.protocols.ADOPTED`) with a budget of ``E``
+    presentations of every subordinate statement, the same for every size (the paper trained 40
+    epochs); ``"recall"`` stops at RR >= 0.95 as the CPU chapters' recall rule does, capped at
+    the steps of the largest budget.
     """
 
     sizes: tuple[str, ...] = ("pythia-70m", "pythia-160m", "pythia-410m")
@@ -228,7 +232,9 @@ class PaperScale:
     eval_every: int = 10  # recall checks of the recall rule: once an epoch at 100 sets
 
     def protocols(self) -> dict[str, dict]:
-        out = {f"exposure-{e}": {"rule": "epochs", "epochs": int(e)} for e in self.epochs}
+        out = {
+            f"exposure-{e}": protocol_options(ADOPTED, exposures=int(e)) for e in self.epochs
+        }
         if self.recall:
             statements = self.n_sets * 6  # P * n + n statements per set, at P = 5 and n = 1
             cap = epoch_steps(statements, self.batch_size, max(self.epochs))
@@ -333,17 +339,22 @@ def run_paper_scale(
 def paper_scale_table(
     path: str | Path, scale: PaperScale, device: str | None = None, skipped: int = 0
 ) -> pd.DataFrame:
-    """The results at ``path`` labelled by protocol, with exposure and the runs' own MFU."""
+    """The results at ``path`` labelled by protocol, with exposure and the runs' own MFU.
+
+    ``exposure`` is the number of times the least-seen subordinate statement was shown (the
+    trainer's count, ``sub_exposures``); for a table without that count, the epochs run.
+    """
     table = read_results(path)
     if table.empty:
         return table
     rows = table.to_dict("records")
     table = table.assign(
-        protocol=[
-            f"exposure-{int(r['epochs'])}" if r["rule"] == "epochs" else "recall" for r in rows
-        ],
+        protocol=[_protocol_label(r) for r in rows],
         exposure=[
-            statement_exposure(int(r["steps"]), corpus_size(r), int(r["batch_size"])) for r in rows
+            float(r["sub_exposures"])
+            if pd.notna(r.get("sub_exposures"))
+            else statement_exposure(int(r["steps"]), corpus_size(r), int(r["batch_size"]))
+            for r in rows
         ],
         tokens_per_s=table["tokens"] / table["seconds"],
     )
@@ -361,6 +372,16 @@ def paper_scale_table(
     ]
     table.attrs["skipped"] = skipped
     return table
+
+
+def _protocol_label(run: dict) -> str:
+    """A results row's label in :meth:`PaperScale.protocols` (``epochs-<E>`` for the paper's
+    fixed epoch budget, which the comparison no longer runs but older tables hold)."""
+    if run["rule"] == "exposure":
+        return f"exposure-{int(run['exposures'])}"
+    if run["rule"] == "epochs":
+        return f"epochs-{int(run['epochs'])}"
+    return "recall"
 
 
 def paper_scale_problems(table: pd.DataFrame) -> list[str]:

@@ -108,7 +108,7 @@ def test_paper_scale_plan_runs_pythia_shapes_seed_by_seed_at_equal_exposure():
     }
     # the recall rule is capped at the largest budget: 40 epochs of 600 statements in 64s
     assert protocols["recall"]["max_steps"] == 40 * 10
-    assert protocols["exposure-40"] == {"rule": "epochs", "epochs": 40}
+    assert protocols["exposure-40"] == {"rule": "exposure", "exposures": 40}  # the adopted one
     with pytest.raises(ValueError, match="seeds"):
         paper_scale_runs(replace(scale, seeds=0))
 
