@@ -232,9 +232,7 @@ class PaperScale:
     eval_every: int = 10  # recall checks of the recall rule: once an epoch at 100 sets
 
     def protocols(self) -> dict[str, dict]:
-        out = {
-            f"exposure-{e}": protocol_options(ADOPTED, exposures=int(e)) for e in self.epochs
-        }
+        out = {f"exposure-{e}": protocol_options(ADOPTED, exposures=int(e)) for e in self.epochs}
         if self.recall:
             statements = self.n_sets * 6  # P * n + n statements per set, at P = 5 and n = 1
             cap = epoch_steps(statements, self.batch_size, max(self.epochs))
@@ -412,6 +410,34 @@ def paper_scale_problems(table: pd.DataFrame) -> list[str]:
         if len(corpus) > 1:
             problems.append(f"{name}: the sizes trained on different corpora")
     return problems
+
+
+def paper_scale_summary(table: pd.DataFrame, min_rr: float = 0.5) -> pd.DataFrame:
+    """One row per protocol and size of a :func:`paper_scale_table`: means over seeds.
+
+    Columns: ``seeds`` (runs), ``S``, ``exposure``, ``RR``, ``HR``, ``sub_acc``, ``mfu`` (means),
+    and ``R`` with its spread over seeds, ``R_min`` and ``R_max``, taken over the runs that
+    recall at least ``min_rr`` of the dominant set (``R_runs`` of them; R = HR / RR means little
+    where RR is small, so the other runs give no R and a row with none has R = NaN).
+    """
+    if not 0 <= min_rr <= 1:
+        raise ValueError(f"min_rr is a recall rate in [0, 1], got {min_rr}")
+    keys = ["protocol", "size"]
+    grouped = table.groupby(keys, sort=False)
+    out = grouped[["S", "exposure", "RR", "HR", "sub_acc", "mfu"]].mean()
+    out.insert(0, "seeds", grouped.size())
+    learned = table[table["RR"] >= min_rr].groupby(keys, sort=False)["R"]
+    r = pd.DataFrame(
+        {
+            "R_runs": learned.size(),
+            "R": learned.mean(),
+            "R_min": learned.min(),
+            "R_max": learned.max(),
+        }
+    )
+    out = out.join(r)
+    out["R_runs"] = out["R_runs"].fillna(0).astype(int)
+    return out
 
 
 def log10_span(values: Sequence[float]) -> float:

@@ -18,12 +18,12 @@ from overshadow_lab.finetuning.gpu_tier import (
     merge_parts,
     paper_scale_problems,
     paper_scale_runs,
+    paper_scale_summary,
     run_paper_scale,
     run_plan,
     shard_of,
 )
 from overshadow_lab.records import (
-    RECORDED_DIR,
     load_or_compute,
     load_recorded,
     provenance,
@@ -150,17 +150,56 @@ def test_paper_scale_budget_starts_no_run_that_would_not_fit(tmp_path):
     assert table.attrs["skipped"] == len(paper_scale_runs(TINY_SCALE)) - len(table)
 
 
-def test_recorded_gpu_tier_table_when_present_is_sound_and_has_provenance():
-    """Once a GPU run is committed (overshadow_lab/recorded/finetune_gpu_tier.*), its table must
-    pass the same checks as a fresh one and say where it came from; until then nothing is
-    recorded and the chapter says so."""
-    recorded = load_recorded("finetune_gpu_tier")
-    if recorded is None:
-        assert not (RECORDED_DIR / "finetune_gpu_tier.json").exists()
-        return
+def test_paper_scale_summary_means_over_seeds_and_gives_r_only_where_recall_is_learned():
+    runs = pd.DataFrame(
+        {
+            "protocol": ["exposure-2"] * 3 + ["recall"] * 2,
+            "size": ["a", "a", "b", "a", "a"],
+            "S": [10, 10, 20, 10, 10],
+            "exposure": [2.0, 2.0, 2.0, 1.0, 2.0],
+            "RR": [1.0, 0.8, 0.2, 1.0, 1.0],
+            "HR": [0.5, 0.4, 0.1, 0.6, 0.2],
+            "R": [50.0, 50.0, 50.0, 60.0, 20.0],
+            "sub_acc": [0.5, 0.6, 0.0, 0.4, 0.8],
+            "mfu": [float("nan")] * 5,
+        }
+    )
+    out = paper_scale_summary(runs)
+    assert list(out.index) == [("exposure-2", "a"), ("exposure-2", "b"), ("recall", "a")]
+    assert out.loc[("exposure-2", "a"), ["seeds", "R_runs", "R"]].tolist() == [2, 2, 50.0]
+    assert out.loc[("exposure-2", "b"), "R_runs"] == 0  # RR 0.2: no R
+    assert pd.isna(out.loc[("exposure-2", "b"), "R"])
+    assert out.loc[("exposure-2", "b"), "HR"] == pytest.approx(0.1)  # other means still there
+    assert out.loc[("recall", "a"), ["R", "R_min", "R_max", "exposure"]].tolist() == [
+        40.0,
+        20.0,
+        60.0,
+        1.5,
+    ]
+    with pytest.raises(ValueError, match="min_rr"):
+        paper_scale_summary(runs, min_rr=50)
+
+
+#: Recorded GPU-tier tables and the longest wall time each may have taken (the main command is
+#: the one of the chapter, held to 8 minutes; the low-exposure one was given 240 s of budget).
+GPU_RECORDINGS = {"finetune_gpu_tier": 8 * 60, "finetune_gpu_tier_exposures": 5 * 60}
+
+
+@pytest.mark.parametrize("name", list(GPU_RECORDINGS))
+def test_recorded_gpu_tier_table_is_sound_and_has_provenance(name):
+    """A committed GPU run (overshadow_lab/recorded/<name>.*) must pass the same checks as a
+    fresh table and say where it came from: the GPU, the versions, the commit and code hash."""
+    recorded = load_recorded(name)
+    assert recorded is not None, f"overshadow_lab/recorded/{name}.csv is missing"
     table, prov = recorded
     assert paper_scale_problems(table) == []
-    assert prov["gpus"] and prov["plan"] == "paper-scale"
-    assert prov["wall_seconds"] <= 8 * 60
-    for key in ("torch", "transformers", "commit", "benchmark", "settings"):
+    assert prov["gpus"] and prov["plan"] == "paper-scale" and prov["error"] is None
+    assert prov["wall_seconds"] <= GPU_RECORDINGS[name]
+    assert prov["finished_runs"] == len(table) and set(table["code_hash"]) == {prov["code_hash"]}
+    assert set(table["commit"]) == {prov["commit"]} and not prov["dirty"]
+    for key in ("torch", "transformers", "commit", "code_hash", "benchmark", "settings"):
         assert prov.get(key) is not None, key
+    # the sizes and corpus it says it ran, at Pythia's vocabulary
+    settings = prov["settings"]
+    assert set(table["size"]) == set(settings["sizes"])
+    assert (table["n_sets"] == settings["n_sets"]).all() and (table["vocab"] == 50304).all()
