@@ -59,8 +59,12 @@ chapters: installed
 	    PYTHONPATH=$(CURDIR)/tools $(INSTALLED)/bin/python -m pytest $(PYTEST) -c /dev/null \
 	    --rootdir . -p nbval_cache --nbval-lax --nbval-current-env --nbval-cell-timeout=900 *.ipynb; fi
 
+# Sphinx re-reads only the sources whose files changed: a chapter executed again because the
+# package or its recorded data changed would keep its old page, so then every page is rebuilt.
+REBUILD = $$(test "$$(cat $(INSTALLED)/chapters/staged.json 2>/dev/null)" = "[]" || echo --all)
+
 book: chapters
-	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	$(BIN)/jupyter-book build . $(JB_FLAGS) $(REBUILD)
 	$(BIN)/python tools/check_html.py _build/html
 	@echo "book: open _build/html/index.html"
 
@@ -78,7 +82,7 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory lint && \
 	$(BIN)/python tools/notebooks.py colab --check && \
 	$(MAKE) --no-print-directory unit chapters && \
-	$(BIN)/jupyter-book build . $(JB_FLAGS) && \
+	$(BIN)/jupyter-book build . $(JB_FLAGS) $(REBUILD) && \
 	$(BIN)/python tools/check_html.py _build/html && \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
