@@ -104,6 +104,7 @@ def main(argv=None) -> int:
             "benchmark": args.benchmark,
             "methods": list(methods),
             "dtype": args.dtype,
+            "batch_size": args.batch_size,  # a bfloat16 row's answer can depend on its batch
             "order_seed": RECORD_SEED,
             "torch_threads": torch.get_num_threads(),
             "rows_recorded": int(table["row"].nunique()),
