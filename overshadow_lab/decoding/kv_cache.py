@@ -18,6 +18,11 @@ KV cache's insides, and it does so by duck typing and by class *name*:
   results).
 * :func:`_make_cache` and :func:`_cache_for_generate` build ``transformers.DynamicCache``
   objects (``DynamicCache(config=...)`` from 4.56, ``DynamicCache()`` before).
+* :class:`_OnePassLayer` subclasses ``DynamicLayer`` (transformers >= 4.56) for the caches of
+  detection passes, whose keys and values are never read after the pass: they are allocated once
+  with room for the pass's own tokens, which ``update`` writes in place instead of concatenating
+  (the same numbers, one copy of the prefix fewer per layer). Without ``DynamicLayer`` those
+  passes use a plain ``DynamicCache``.
 * :func:`_forward_kwargs` finds the cache argument's name in ``model.forward``'s signature
   (``cache`` from transformers 5.2x, ``past_key_values`` before) and whether the model takes
   ``logits_to_keep``.
@@ -38,6 +43,11 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from overshadow_lab.decoding.padding import left_pad, positions
+
+try:  # transformers >= 4.56: a cache is a list of layers
+    from transformers.cache_utils import DynamicLayer
+except ImportError:  # pragma: no cover - older transformers: passes copy the prefix once more
+    DynamicLayer = None
 
 
 def _forward_kwargs(model) -> tuple[str, bool]:
@@ -99,6 +109,60 @@ def _make_cache(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]]):
     return cache
 
 
+if DynamicLayer is not None:
+
+    class _OnePassLayer(DynamicLayer):
+        """A cache layer for a single forward pass after a cached prefix: its keys and values are
+        allocated with ``room`` columns after the prefix's ``filled``, and ``update`` writes the
+        pass's keys and values there instead of concatenating them to a new tensor.
+
+        ``DynamicLayer.update`` copies the whole prefix at every call (``torch.cat``); a detection
+        pass over hundreds of masked variants of long prompts spends a tenth of its time on such
+        copies. This layer returns exactly the tensors ``DynamicLayer`` would (a view of the
+        first ``filled`` columns), so attention sees the same numbers; it grows like a
+        ``DynamicLayer`` should a pass bring more tokens than ``room``.
+        """
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, filled: int):
+            super().__init__()
+            self.keys, self.values, self.filled = keys, values, int(filled)
+            self.dtype, self.device = keys.dtype, keys.device
+            self.is_initialized = True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            end = self.filled + key_states.shape[-2]
+            if end > self.keys.shape[-2]:  # more tokens than the room made for them
+                self.keys = torch.cat([self.keys[..., : self.filled, :], key_states], dim=-2)
+                self.values = torch.cat([self.values[..., : self.filled, :], value_states], dim=-2)
+            else:
+                self.keys[..., self.filled : end, :] = key_states
+                self.values[..., self.filled : end, :] = value_states
+            self.filled = end
+            return self.keys[..., :end, :], self.values[..., :end, :]
+
+        def get_seq_length(self) -> int:
+            return self.filled
+
+
+def _one_pass_cache(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], width: int, room: int):
+    """A cache holding the given per-layer keys and values (``width`` columns, given as
+    ``(batch, length, heads, head_dim)`` views), with ``room`` more columns for one forward pass
+    (:class:`_OnePassLayer`); a plain ``DynamicCache`` without transformers' ``DynamicLayer``."""
+    if DynamicLayer is None:
+        return _make_cache((k.transpose(1, 2), v.transpose(1, 2)) for k, v in pairs)
+    layers = []
+    for keys, values in pairs:
+        n, _, heads, dim = keys.shape
+        k = keys.new_empty(n, heads, width + room, dim)
+        v = values.new_empty(n, heads, width + room, dim)
+        k[:, :, :width] = keys.transpose(1, 2)
+        v[:, :, :width] = values.transpose(1, 2)
+        layers.append(_OnePassLayer(k, v, width))
+    cache = DynamicCache()
+    cache.layers = layers
+    return cache
+
+
 class _Prefix:
     """The KV cache of a batch of prompts, cut into the prefixes that their masked variants share.
 
@@ -133,11 +197,15 @@ class _Prefix:
                 return None
         return cls(pairs, prompts, width)
 
-    def take(self, owners: Sequence[int], starts: Sequence[int]) -> tuple[Any, torch.Tensor] | None:
+    def take(
+        self, owners: Sequence[int], starts: Sequence[int], room: int = 0
+    ) -> tuple[Any, torch.Tensor] | None:
         """A KV cache and its attention mask for rows that continue prompt ``owners[i]`` after
         its first ``starts[i]`` tokens, left-padded to the longest (None when every start is 0:
         nothing to share). It holds a copy of those keys and values, as much memory as the KV
-        cache of the rows' first ``max(starts)`` tokens."""
+        cache of the rows' first ``max(starts)`` tokens. With ``room`` > 0 the cache is for one
+        forward pass of at most ``room`` tokens a row (:func:`_one_pass_cache`) and must not be
+        stepped or merged after it."""
         width = max(starts, default=0)
         if width == 0:
             return None
@@ -151,6 +219,9 @@ class _Prefix:
         col = (self.width - self.lengths[owner] + start - width).unsqueeze(1) + j
         col = torch.where(valid, col, torch.full_like(col, self.width - 1))
         row = owner.unsqueeze(1).expand_as(col)
+        if room > 0:
+            pairs = ((keys[row, :, col], values[row, :, col]) for keys, values in self.pairs)
+            return _one_pass_cache(pairs, width, room), valid.long()
         pairs = (  # one layer at a time: the cache copies it
             (keys[row, :, col].transpose(1, 2), values[row, :, col].transpose(1, 2))
             for keys, values in self.pairs
@@ -333,10 +404,14 @@ class _StreamGroup:
         self.streams = []
         for a, b in self.bounds:
             rows = self.order[a:b]
-            shared = (
-                None if prefix is None else prefix.take(self.owners[a:b], [starts[i] for i in rows])
-            )
             ids = [seqs[i] for i in rows]
+            # a pass whose cache is dropped after it gets a cache with room for its own tokens
+            room = 0 if keep_cache else max(len(s) for s in ids)
+            shared = (
+                None
+                if prefix is None
+                else prefix.take(self.owners[a:b], [starts[i] for i in rows], room)
+            )
             self.streams.append(
                 _Stream(model, ids, pad_token_id, keep_cache=keep_cache, prefix=shared)
             )

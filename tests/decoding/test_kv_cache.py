@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from overshadow_lab.decoding import left_pad
+from overshadow_lab.decoding import kv_cache, left_pad
 from overshadow_lab.decoding.coda import _next_logprobs
 from overshadow_lab.decoding.kv_cache import (
     _cache_for_generate,
@@ -80,6 +80,25 @@ def test_cached_prefix_and_continuation_equal_a_full_forward(arch, llama, neox):
     seqs = [s + [t] for s, t in zip(seqs, tokens, strict=True)]
     assert torch.allclose(stream.logp, _alone(model, seqs), atol=ATOL)
     assert prefix.take(owners, [0] * len(owners)) is None  # nothing to share
+
+
+@pytest.mark.parametrize("arch", ["llama", "neox"])
+def test_a_one_pass_cache_gives_the_plain_caches_numbers(arch, llama, neox):
+    """A detection pass's cache (room for the pass's own tokens, written in place) gives exactly
+    the log-probabilities of the plain cache, and grows like one when given too little room."""
+    model = _model(arch, llama, neox)
+    prefix = _Prefix.compute(model, PROMPTS, pad_token_id=0)
+    owners, starts = [0, 1, 2, 3, 4, 4], [1, 2, 3, 2, 3, 1]
+    tails = _tails(len(owners), seed=6)
+    width = max(len(t) for t in tails)
+    plain = _Stream(model, tails, 0, keep_cache=False, prefix=prefix.take(owners, starts)).logp
+    for room in (width, width + 3, 1):
+        shared = prefix.take(owners, starts, room=room)
+        if kv_cache.DynamicLayer is not None:
+            assert all(type(layer).__name__ == "_OnePassLayer" for layer in shared[0].layers)
+        one_pass = _Stream(model, tails, 0, keep_cache=False, prefix=shared)
+        assert torch.equal(one_pass.logp, plain), room
+        assert one_pass.cache is None  # dropped after its pass
 
 
 @pytest.mark.parametrize("arch", ["llama", "neox"])
