@@ -16,7 +16,9 @@ def relative_hallucination_rate(hr: ArrayLike, rr: ArrayLike) -> np.ndarray | fl
     hr_arr = np.asarray(hr, dtype=float)
     rr_arr = np.asarray(rr, dtype=float)
     if np.any((hr_arr < 0) | (hr_arr > 1)) or np.any((rr_arr < 0) | (rr_arr > 1)):
-        raise ValueError("hr and rr are fractions and must lie in [0, 1]; divide counts by set sizes first")
+        raise ValueError(
+            "hr and rr are fractions and must lie in [0, 1]; divide counts by set sizes first"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(rr_arr > 0, 100.0 * hr_arr / np.where(rr_arr > 0, rr_arr, 1.0), np.nan)
     return float(r) if r.ndim == 0 else r

@@ -140,7 +140,9 @@ CONFIGS = [
 @pytest.mark.parametrize(
     "cfg",
     CONFIGS,
-    ids=lambda c: f"{c.detect}-{c.select}-{c.mask}-{c.empty_s}-{c.reduce}-{c.escape}-{c.exclude_final}",
+    ids=lambda c: (
+        f"{c.detect}-{c.select}-{c.mask}-{c.empty_s}-{c.reduce}-{c.escape}-{c.exclude_final}"
+    ),
 )
 @pytest.mark.parametrize("arch", ["llama", "neox"])
 def test_processor_equals_reference_loop(cfg, arch, llama, neox):
