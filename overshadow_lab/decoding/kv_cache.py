@@ -116,9 +116,9 @@ if DynamicLayer is not None:
         allocated with ``room`` columns after the prefix's ``filled``, and ``update`` writes the
         pass's keys and values there instead of concatenating them to a new tensor.
 
-        ``DynamicLayer.update`` copies the whole prefix at every call (``torch.cat``); a detection
-        pass over hundreds of masked variants of long prompts spends a tenth of its time on such
-        copies. This layer returns exactly the tensors ``DynamicLayer`` would (a view of the
+        ``DynamicLayer.update`` copies the whole prefix at every call (``torch.cat``); in a
+        profiled detection pass over masked variants of MemoTrap prompts, copies of keys and
+        values (these and the gather of the prefixes) took about a tenth of the time. This layer returns exactly the tensors ``DynamicLayer`` would (a view of the
         first ``filled`` columns), so attention sees the same numbers; it grows like a
         ``DynamicLayer`` should a pass bring more tokens than ``room``.
         """
@@ -144,11 +144,12 @@ if DynamicLayer is not None:
             return self.filled
 
 
-def _one_pass_cache(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], width: int, room: int):
+def _prefix_cache(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], width: int, room: int):
     """A cache holding the given per-layer keys and values (``width`` columns, given as
-    ``(batch, length, heads, head_dim)`` views), with ``room`` more columns for one forward pass
-    (:class:`_OnePassLayer`); a plain ``DynamicCache`` without transformers' ``DynamicLayer``."""
-    if DynamicLayer is None:
+    ``(batch, length, heads, head_dim)`` views). With ``room`` > 0 it has that many more columns
+    for one forward pass (:class:`_OnePassLayer`); otherwise, or without transformers'
+    ``DynamicLayer``, it is a plain ``DynamicCache`` that later steps can extend."""
+    if room <= 0 or DynamicLayer is None:
         return _make_cache((k.transpose(1, 2), v.transpose(1, 2)) for k, v in pairs)
     layers = []
     for keys, values in pairs:
@@ -204,7 +205,7 @@ class _Prefix:
         its first ``starts[i]`` tokens, left-padded to the longest (None when every start is 0:
         nothing to share). It holds a copy of those keys and values, as much memory as the KV
         cache of the rows' first ``max(starts)`` tokens. With ``room`` > 0 the cache is for one
-        forward pass of at most ``room`` tokens a row (:func:`_one_pass_cache`) and must not be
+        forward pass of at most ``room`` tokens a row (:func:`_prefix_cache`) and must not be
         stepped or merged after it."""
         width = max(starts, default=0)
         if width == 0:
@@ -219,14 +220,9 @@ class _Prefix:
         col = (self.width - self.lengths[owner] + start - width).unsqueeze(1) + j
         col = torch.where(valid, col, torch.full_like(col, self.width - 1))
         row = owner.unsqueeze(1).expand_as(col)
-        if room > 0:
-            pairs = ((keys[row, :, col], values[row, :, col]) for keys, values in self.pairs)
-            return _one_pass_cache(pairs, width, room), valid.long()
-        pairs = (  # one layer at a time: the cache copies it
-            (keys[row, :, col].transpose(1, 2), values[row, :, col].transpose(1, 2))
-            for keys, values in self.pairs
-        )
-        return _make_cache(pairs), valid.long()
+        # one layer at a time: the cache copies it
+        pairs = ((keys[row, :, col], values[row, :, col]) for keys, values in self.pairs)
+        return _prefix_cache(pairs, width, room), valid.long()
 
 
 class _Stream:
