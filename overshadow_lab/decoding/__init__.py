@@ -11,6 +11,8 @@ The subpackage, one concern per module:
 * :mod:`~overshadow_lab.decoding.padding`: left padding of a batch of token-id lists;
 * :mod:`~overshadow_lab.decoding.kv_cache`: the KV-cache engine, the only module that knows
   transformers' cache internals;
+* :mod:`~overshadow_lab.decoding.packing`: detection's masked variants laid end to end in rows
+  under a 4-D attention mask, the only module that builds one;
 * :mod:`~overshadow_lab.decoding.processors`: :class:`CoDALogitsProcessor`, CoDA inside
   ``model.generate``, tested to equal the reference loop token for token;
 * :mod:`~overshadow_lab.decoding.baselines`: CAD, expert-amateur contrastive decoding and DoLa;

@@ -112,6 +112,16 @@ class CoDAConfig:
         costs. The same results up to float rounding. Not used with ``variant_batch_size=1``,
         nor for a model whose cache is not plain per-layer keys and values (sliding windows,
         recurrent states: every variant is then a full pass).
+
+    pack_variants: with ``share_prefix`` and ``detect="once"``, lay the masked variants end to
+        end, several to a row of at most a few hundred tokens, under an attention mask that lets
+        each see only its prompt's tokens before its span and its own tokens
+        (:mod:`~overshadow_lab.decoding.packing`): no variant is padded to a longer one, and a
+        pass carries up to ``variant_batch_size`` variants. Default True; the same results up to
+        float rounding. Batches with a prompt longer than
+        :data:`~overshadow_lab.decoding.packing.PACK_MAX_PROMPT` tokens (where attention over
+        the packed rows costs more than the padding it saves) and models whose attention is
+        neither ``sdpa`` nor ``eager`` keep one row per variant.
     """
 
     alpha: float = 0.01
@@ -126,6 +136,7 @@ class CoDAConfig:
     max_candidates: int | None = None
     variant_batch_size: int | None = 64
     share_prefix: bool = True
+    pack_variants: bool = True
     reduce: str = "sum"
     escape: str = "reward"
     exclude_final: int = 0

@@ -265,7 +265,7 @@ class _Stream:
         if self.hidden:
             kw["output_hidden_states"] = True
         out = self.model(ids, **kw)
-        cache = out.get("cache", None) or out.get("past_key_values", None)
+        cache = out.get(cache_arg, None)  # the output names it as forward does
         self.cache = cache if self.keep_cache else None
         self.last_hidden = [h[:, -1] for h in out.hidden_states] if self.hidden else None
         self.logits = out.logits[:, -1]

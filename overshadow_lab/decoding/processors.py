@@ -19,6 +19,7 @@ from transformers import LogitsProcessor
 
 from overshadow_lab.decoding.coda import CoDAConfig, Detection, _amplified, _choose, _indicators
 from overshadow_lab.decoding.kv_cache import _Prefix, _Stream, _StreamGroup
+from overshadow_lab.decoding.packing import _PackedGroup, can_pack, worth_packing
 from overshadow_lab.decoding.spans import candidate_spans, mask_span
 
 
@@ -85,7 +86,9 @@ class CoDALogitsProcessor(LogitsProcessor):
         for s in self.spans:
             self._offsets.append(self._offsets[-1] + len(s))
         self._calls = 0
-        self._group: _StreamGroup | None = None  # every variant (call 1; every_step: all calls)
+        self._group: _StreamGroup | _PackedGroup | None = (
+            None  # every variant (call 1; every_step: all calls)
+        )
         self._owner: list[int] = []  # the prompt of each variant
         self._active: list[int] = []  # detect="once": the flagged prompts ...
         self._pending: tuple[list[list[int]], tuple | None] | None = None  # ... their X' ...
@@ -128,16 +131,28 @@ class CoDALogitsProcessor(LogitsProcessor):
         seqs, self._owner, spans = self._variants()
         prefix = self._shared_prefix(input_ids) if seqs else None
         if seqs:
-            self._group = _StreamGroup(
-                self.model,
-                seqs,
-                cfg.variant_batch_size,
-                self._owner,
-                self.pad_token_id,
-                keep_cache=cfg.detect == "every_step",
-                prefix=prefix,
-                starts=self._starts(seqs, spans),
-            )
+            starts = self._starts(seqs, spans)
+            if prefix is not None and self._packs():
+                self._group = _PackedGroup(
+                    self.model,
+                    [s[a:] for s, a in zip(seqs, starts, strict=True)],
+                    self._owner,
+                    starts,
+                    prefix,
+                    self.pad_token_id,
+                    per_pass=cfg.variant_batch_size,
+                )
+            else:
+                self._group = _StreamGroup(
+                    self.model,
+                    seqs,
+                    cfg.variant_batch_size,
+                    self._owner,
+                    self.pad_token_id,
+                    keep_cache=cfg.detect == "every_step",
+                    prefix=prefix,
+                    starts=starts,
+                )
         rows, masked = self._detect(logp, record=True)
         if cfg.detect == "once":
             self._group = None  # the all-variant pass kept no cache worth keeping
@@ -145,6 +160,15 @@ class CoDALogitsProcessor(LogitsProcessor):
             if rows and cfg.amplify:
                 self._pending = self._masked_prompts(rows, prefix)
         return rows, masked
+
+    def _packs(self) -> bool:
+        """Whether call 1 packs the variants into rows (:mod:`~overshadow_lab.decoding.packing`):
+        asked for, detection once (no variant is stepped after it), a model it can run and a
+        batch of short prompts (:func:`~overshadow_lab.decoding.packing.worth_packing`)."""
+        cfg = self.config
+        if not (cfg.pack_variants and cfg.detect == "once"):
+            return False
+        return can_pack(self.model) and worth_packing(self.prompts)
 
     def _flagged_masked(self, input_ids: torch.Tensor) -> tuple[list[int], torch.Tensor | None]:
         """Calls 2, 3, ... with ``detect="once"``: ``log p(.|X')`` of the flagged prompts, their

@@ -24,6 +24,7 @@ from overshadow_lab.decoding import (
 )
 from overshadow_lab.decoding.coda import _amplified, _indicators
 from overshadow_lab.decoding.kv_cache import _split
+from overshadow_lab.decoding.packing import PACK_CAPACITY, _rows
 from overshadow_lab.lab.models import make_model
 from tests.tiny import VOCAB, random_prompts, tiny_llama
 
@@ -232,6 +233,7 @@ def _multi_token_spans(prompts):
 
 SHARE_CONFIGS = [
     CoDAConfig(variant_batch_size=3),
+    CoDAConfig(variant_batch_size=3, pack_variants=False),
     CoDAConfig(variant_batch_size=None),
     CoDAConfig(mask="replace", mask_token_id=0, variant_batch_size=4),
     CoDAConfig(detect="every_step", variant_batch_size=5),
@@ -305,12 +307,23 @@ def test_shared_prefix_feeds_fewer_tokens_and_per_variant_stays_plain(neox):
     assert _fed(neox, per_variant, prompts) == plain  # 1 = one plain pass per variant
     full = _fed(neox, CoDAConfig(share_prefix=False, **quiet), prompts)
     assert full == 2 * 30 + 52 * 29  # one pass, padded to the longest variant
-    shared = _fed(neox, CoDAConfig(**quiet), prompts)
+    shared = _fed(neox, CoDAConfig(pack_variants=False, **quiet), prompts)
     assert shared < 0.6 * full  # about half the tokens, and none for the prompts again
     # exactly: generate's prompts, then each variant from its span on (deleting the last token
     # leaves one token to feed), padded within the passes _split chooses
-    fed = sorted([t - 1 - a for t in (30, 22) for a in range(t - 1)] + [1, 1])
+    tails = [max(1, t - 1 - a) for t in (30, 22) for a in range(t)]  # in the variants' order
+    fed = sorted(tails)
     assert shared == 2 * 30 + sum((j - i) * fed[j - 1] for i, j in _split(fed, 64))
+    # packed (the default): the same tokens end to end in rows of PACK_CAPACITY, padded only
+    # up to the longest row of each pass of at most 64 variants
+    packed = _fed(neox, CoDAConfig(**quiet), prompts)
+    padded_rows = 0
+    for lo in range(0, len(tails), 64):
+        part = tails[lo : lo + 64]
+        rows = _rows(part, PACK_CAPACITY)
+        padded_rows += len(rows) * max(sum(part[i] for i in r) for r in rows)
+    assert packed == 2 * 30 + padded_rows
+    assert packed < shared
 
 
 def test_shared_prefix_batches_prompts_of_different_lengths(llama):
