@@ -106,6 +106,8 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.decoding.padding": "left padding of a batch, and its positions",
         "overshadow_lab.decoding.kv_cache": "the KV-cache engine (the one module that knows "
         "transformers' cache internals)",
+        "overshadow_lab.decoding.packing": "detection's masked variants packed end to end in "
+        "rows under a 4-D attention mask",
         "overshadow_lab.decoding.processors": "CoDA as a transformers LogitsProcessor",
         "overshadow_lab.decoding.baselines": "CAD, expert-amateur contrastive decoding and DoLa",
         "overshadow_lab.decoding.driver": "batched generation with any method",
