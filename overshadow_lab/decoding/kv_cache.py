@@ -118,9 +118,10 @@ if DynamicLayer is not None:
 
         ``DynamicLayer.update`` copies the whole prefix at every call (``torch.cat``); in a
         profiled detection pass over masked variants of MemoTrap prompts, copies of keys and
-        values (these and the gather of the prefixes) took about a tenth of the time. This layer returns exactly the tensors ``DynamicLayer`` would (a view of the
-        first ``filled`` columns), so attention sees the same numbers; it grows like a
-        ``DynamicLayer`` should a pass bring more tokens than ``room``.
+        values (these and the gather of the prefixes) took about a tenth of the time. This layer
+        returns exactly the tensors ``DynamicLayer`` would (a view of the first ``filled``
+        columns), so attention sees the same numbers; it grows like a ``DynamicLayer`` should a
+        pass bring more tokens than ``room``.
         """
 
         def __init__(self, keys: torch.Tensor, values: torch.Tensor, filled: int):
@@ -220,9 +221,15 @@ class _Prefix:
         col = (self.width - self.lengths[owner] + start - width).unsqueeze(1) + j
         col = torch.where(valid, col, torch.full_like(col, self.width - 1))
         row = owner.unsqueeze(1).expand_as(col)
+        return self.gather(row, col, room), valid.long()
+
+    def gather(self, row: torch.Tensor, col: torch.Tensor, room: int = 0):
+        """A cache whose row ``r``, column ``c`` holds the keys and values of prompt
+        ``row[r, c]`` at prefix column ``col[r, c]`` (both ``(rows, width)``), with ``room`` for
+        one pass as in :func:`_prefix_cache`."""
         # one layer at a time: the cache copies it
         pairs = ((keys[row, :, col], values[row, :, col]) for keys, values in self.pairs)
-        return _prefix_cache(pairs, width, room), valid.long()
+        return _prefix_cache(pairs, col.shape[1], room)
 
 
 class _Stream:

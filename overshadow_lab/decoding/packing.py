@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from overshadow_lab.decoding.kv_cache import DynamicLayer, _forward_kwargs, _Prefix, _prefix_cache
+from overshadow_lab.decoding.kv_cache import DynamicLayer, _forward_kwargs, _Prefix
 
 #: Attention implementations whose 4-D mask convention :func:`_mask_for` knows.
 PACKABLE_ATTENTION = ("sdpa", "eager")
@@ -182,9 +182,7 @@ def _packed_pass(model, rows, seqs, owners, starts, prefix: _Prefix, pad: int) -
         pad_q = torch.arange(q, queries)
         allowed[r, pad_q, cached + pad_q] = True  # padding sees itself: no row of all -inf
     device = prefix.lengths.device
-    src_row, src_col = src_row.to(device), src_col.to(device)
-    pairs = ((k[src_row, :, src_col], v[src_row, :, src_col]) for k, v in prefix.pairs)
-    cache = _prefix_cache(pairs, cached, queries)
+    cache = prefix.gather(src_row.to(device), src_col.to(device), room=queries)
     cache_arg, keep = _forward_kwargs(model)
     kw = {
         "attention_mask": _mask_for(model, allowed.to(device)),

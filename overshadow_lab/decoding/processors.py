@@ -86,9 +86,8 @@ class CoDALogitsProcessor(LogitsProcessor):
         for s in self.spans:
             self._offsets.append(self._offsets[-1] + len(s))
         self._calls = 0
-        self._group: _StreamGroup | _PackedGroup | None = (
-            None  # every variant (call 1; every_step: all calls)
-        )
+        # every variant (call 1; every_step: all calls)
+        self._group: _StreamGroup | _PackedGroup | None = None
         self._owner: list[int] = []  # the prompt of each variant
         self._active: list[int] = []  # detect="once": the flagged prompts ...
         self._pending: tuple[list[list[int]], tuple | None] | None = None  # ... their X' ...
