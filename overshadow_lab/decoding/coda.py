@@ -76,9 +76,10 @@ class CoDAConfig:
 
     max_candidates: keep only the last K candidate spans (nearest to the answer); None keeps all.
 
-    variant_batch_size: the most masked variants per forward pass (default 64: on a CPU larger
-        batches were slower, and it bounds memory on long prompts); None sets no limit (all in
-        one pass without ``share_prefix``); 1 is one plain pass per variant over its whole masked
+    variant_batch_size: the most masked variants per forward pass, one row each (default 64: on
+        a CPU larger batches were slower, and it bounds memory on long prompts); None sets no
+        limit (all in one pass without ``share_prefix``); packed passes (``pack_variants``) are
+        bounded by their tokens instead; 1 is one plain pass per variant over its whole masked
         prompt, never sharing a prefix (the slow way, kept for the speed comparison).
 
     reduce: how the indicator adds up its terms. ``"sum"`` (default, the paper's): R-PMI_sum and
@@ -117,7 +118,8 @@ class CoDAConfig:
         end, several to a row of at most a few hundred tokens, under an attention mask that lets
         each see only its prompt's tokens before its span and its own tokens
         (:mod:`~overshadow_lab.decoding.packing`): no variant is padded to a longer one, and a
-        pass carries up to ``variant_batch_size`` variants. Default True; the same results up to
+        pass carries up to :data:`~overshadow_lab.decoding.packing.PACK_PASS_TOKENS` tokens of
+        variants, however many variants that is. Default True; the same results up to
         float rounding. Batches with a prompt longer than
         :data:`~overshadow_lab.decoding.packing.PACK_MAX_PROMPT` tokens (where attention over
         the packed rows costs more than the padding it saves) and models whose attention is

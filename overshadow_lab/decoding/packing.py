@@ -20,8 +20,8 @@ hidden states), so the vocabulary projection runs once per variant, as with ``lo
 
 The mask is handed to the model as is: transformers passes a 4-D mask through unchanged, and
 this module builds it for the two attention implementations whose mask convention it knows
-(``sdpa``: ``True`` where a query attends; ``eager``: ``0`` there and the dtype's minimum
-elsewhere). For any other implementation (flash attention takes no such mask) or a cache this
+(``sdpa`` and ``eager`` both add it to the attention scores: ``0`` where a query attends, the
+dtype's minimum elsewhere). For any other implementation (flash attention takes no such mask) or a cache this
 module cannot build, :func:`can_pack` says no, and for batches with long prompts
 :func:`worth_packing` does (see :data:`PACK_MAX_PROMPT`): detection then keeps one row per
 variant. The results are those of one plain pass per variant up to float rounding
@@ -47,6 +47,12 @@ PACKABLE_ATTENTION = ("sdpa", "eager")
 #: fastest at 192 of 96-384 (``benchmarks/RESULTS.md``).
 PACK_CAPACITY = 192
 
+#: Tokens a packed pass feeds at most (its variants' own tokens, before row padding): a bound on
+#: memory, not a speed setting. Fewer, fuller passes were faster: the 122 variants of 8 MemoTrap
+#: chat prompts (3,045 tokens) took 0.97-1.00 s in one pass against 1.05 s in two passes of at
+#: most 64 variants (SmolLM2-135M, bfloat16, two CPU cores), each pass leaving a last row short.
+PACK_PASS_TOKENS = 8192
+
 #: The longest prompt for which :func:`worth_packing` packs a batch. Packing saves the padding
 #: of short variants and costs attention over masked columns: each token of a row attends over
 #: the whole prompts of the variants in it. With long prompts the second wins: on NQ-Swap's
@@ -69,13 +75,13 @@ def worth_packing(prompts: Sequence[Sequence[int]]) -> bool:
     return max((len(p) for p in prompts), default=0) <= PACK_MAX_PROMPT
 
 
-def _rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """Cut the sequences, in order, into rows of at most ``capacity`` tokens (a longer sequence
-    alone in its row): consecutive sequences of one prompt share a row's cache of that prompt."""
+def _fill(lengths: Sequence[int], width: int) -> list[list[int]]:
+    """Cut the sequences, in order, into rows of at most ``width`` tokens, each row as full as the
+    next sequence allows (a sequence longer than ``width`` alone in its row)."""
     rows: list[list[int]] = []
-    filled = capacity + 1
+    filled = width + 1
     for i, n in enumerate(lengths):
-        if filled + n > capacity:
+        if filled + n > width:
             rows.append([])
             filled = 0
         rows[-1].append(i)
@@ -83,11 +89,48 @@ def _rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return rows
 
 
+def _passes(lengths: Sequence[int], per_pass: int, pass_tokens: int) -> list[range]:
+    """Cut the sequences, in order, into passes of at most ``per_pass`` sequences and
+    ``pass_tokens`` tokens (a longer sequence alone in its pass)."""
+    passes, lo, tokens = [], 0, 0
+    for i, n in enumerate(lengths):
+        if i > lo and (i - lo == per_pass or tokens + n > pass_tokens):
+            passes.append(range(lo, i))
+            lo, tokens = i, 0
+        tokens += n
+    if lengths:
+        passes.append(range(lo, len(lengths)))
+    return passes
+
+
+def _rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Cut the sequences, in order, into rows of at most ``capacity`` tokens (or the longest
+    sequence, if longer), so that the pass feeds as few tokens as it can: a pass pads every row to
+    its longest, so filling rows to ``capacity`` one after the other can leave each row a
+    sequence's length short of the longest and the last row nearly empty. Of the row widths up to
+    ``capacity``, the one whose filled rows times their longest is least wins (on a tie, the
+    narrower: its tokens attend over fewer columns). Consecutive sequences of one prompt share a
+    row's cache of that prompt. Trying every width is a few thousand additions for a pass of 64
+    variants, against a forward pass of hundreds of milliseconds."""
+    if not lengths:
+        return []
+    longest = max(lengths)
+    best, best_rows = None, []
+    for width in range(longest, max(capacity, longest) + 1):
+        rows = _fill(lengths, width)
+        fed = len(rows) * max(sum(lengths[i] for i in row) for row in rows)
+        if best is None or fed < best:
+            best, best_rows = fed, rows
+    return best_rows
+
+
 def _mask_for(model, allowed: torch.Tensor) -> torch.Tensor:
-    """The 4-D mask ``(rows, 1, queries, keys)`` in the convention of the model's attention."""
-    if model.config._attn_implementation == "sdpa":
-        return allowed.unsqueeze(1)
-    dtype = next(model.parameters()).dtype
+    """The 4-D mask ``(rows, 1, queries, keys)`` that both known attention implementations take:
+    added to the attention scores, ``0`` where a query attends and the dtype's minimum elsewhere.
+    ``sdpa`` also takes ``allowed`` itself (a boolean mask), but its CPU kernel (PyTorch 2.13)
+    was a little slower with it: 8.8-9.0 ms against 8.3-8.5 ms for one layer of a pass of 19 rows
+    of SmolLM2-135M in bfloat16, 30 times a pass."""
+    dtype = model.get_input_embeddings().weight.dtype
     mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
     return mask.masked_fill_(~allowed, torch.finfo(dtype).min).unsqueeze(1)
 
@@ -98,8 +141,9 @@ class _PackedGroup:
     ``seqs[i]`` is variant ``i`` of prompt ``owners[i]`` from its ``starts[i]``-th token on (the
     tokens before it are the prompt's, cached in ``prefix``); variants of one prompt should be
     neighbours, so that they share a row's copy of their prompt. The variants go through the
-    model ``per_pass`` at a time (None: all in one pass), in rows of at most ``capacity`` tokens
-    (or the pass's longest variant, if longer).
+    model in order, a pass holding as many as fit in ``pass_tokens`` tokens (and at most
+    ``per_pass`` variants, unless None), in rows of at most ``capacity`` tokens (or the pass's
+    longest variant, if longer).
     The interface is :class:`~overshadow_lab.decoding.kv_cache._StreamGroup`'s without ``step``
     (the cache is dropped after each pass): the variants keep their order (``position`` is the
     identity) and :meth:`runs` reads them by prompt.
@@ -115,18 +159,17 @@ class _PackedGroup:
         pad_token_id: int = 0,
         capacity: int = PACK_CAPACITY,
         per_pass: int | None = None,
+        pass_tokens: int = PACK_PASS_TOKENS,
     ):
         if not len(seqs) == len(owners) == len(starts):
             raise ValueError("_PackedGroup needs one owner and one start per sequence")
         if any(len(s) == 0 for s in seqs):
             raise ValueError("_PackedGroup: every variant needs at least one token to feed")
         self.owners = [int(b) for b in owners]
-        most = per_pass or max(1, len(seqs))
         parts = []
-        for lo in range(0, len(seqs), most):
-            ids = range(lo, min(lo + most, len(seqs)))
+        for ids in _passes([len(s) for s in seqs], per_pass or len(seqs), pass_tokens):
             lengths = [len(seqs[i]) for i in ids]
-            rows = [[ids[j] for j in row] for row in _rows(lengths, max(capacity, *lengths))]
+            rows = [[ids[j] for j in row] for row in _rows(lengths, capacity)]
             parts.append(_packed_pass(model, rows, seqs, self.owners, starts, prefix, pad_token_id))
         self.logp = torch.cat(parts) if parts else torch.empty(0)
         self.position = torch.arange(len(seqs))
@@ -150,12 +193,20 @@ def _packed_pass(model, rows, seqs, owners, starts, prefix: _Prefix, pad: int) -
     """One forward pass over ``rows`` (lists of sequence indices, each at most a row's worth of
     tokens): the next-token log-probabilities after each of those sequences, in row order."""
     lengths, width = prefix.lengths.tolist(), prefix.width
-    prompts = [list(dict.fromkeys(owners[i] for i in row)) for row in rows]
-    cached = max(sum(lengths[b] for b in ps) for ps in prompts)
+    # row r's cache holds, of each prompt b of its variants, the columns before the latest start
+    # of b's variants in r: what they see of their prompt (not the whole prompt: every query
+    # attends over every column of its row's cache, masked or not)
+    needs = []
+    for row in rows:
+        need: dict[int, int] = {}
+        for i in row:
+            need[owners[i]] = max(need.get(owners[i], 0), int(starts[i]))
+        needs.append(need)
+    cached = max(1, max(sum(need.values()) for need in needs))
     queries = max(sum(len(seqs[i]) for i in row) for row in rows)
     n_rows = len(rows)
-    # the cache of row r: the real columns of its prompts, side by side (padding: any column,
-    # masked); prompt b fills the last lengths[b] of the prefix's ``width`` columns
+    # the cache of row r: those columns of its prompts, side by side (padding: any column,
+    # masked); prompt b's real tokens are the last lengths[b] of the prefix's ``width`` columns
     src_row = torch.zeros(n_rows, cached, dtype=torch.long)
     src_col = torch.full((n_rows, cached), width - 1, dtype=torch.long)
     allowed = torch.zeros(n_rows, queries, cached + queries, dtype=torch.bool)
@@ -164,10 +215,11 @@ def _packed_pass(model, rows, seqs, owners, starts, prefix: _Prefix, pad: int) -
     last_row, last_col = [], []
     for r, row in enumerate(rows):
         block, col = {}, 0
-        for b in prompts[r]:
-            src_row[r, col : col + lengths[b]] = b
-            src_col[r, col : col + lengths[b]] = torch.arange(width - lengths[b], width)
-            block[b], col = col, col + lengths[b]
+        for b, n in needs[r].items():
+            src_row[r, col : col + n] = b
+            first = width - lengths[b]
+            src_col[r, col : col + n] = torch.arange(first, first + n)
+            block[b], col = col, col + n
         q = 0
         for i in row:
             n, a, b = len(seqs[i]), int(starts[i]), owners[i]

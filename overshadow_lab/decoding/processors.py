@@ -139,7 +139,6 @@ class CoDALogitsProcessor(LogitsProcessor):
                     starts,
                     prefix,
                     self.pad_token_id,
-                    per_pass=cfg.variant_batch_size,
                 )
             else:
                 self._group = _StreamGroup(

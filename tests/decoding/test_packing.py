@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +11,13 @@ import torch
 
 from overshadow_lab.decoding import CoDAConfig, generate, left_pad, packing
 from overshadow_lab.decoding.kv_cache import _Prefix
-from overshadow_lab.decoding.packing import _PackedGroup, _rows, can_pack, worth_packing
+from overshadow_lab.decoding.packing import (
+    _PackedGroup,
+    _passes,
+    _rows,
+    can_pack,
+    worth_packing,
+)
 from overshadow_lab.decoding.processors import CoDALogitsProcessor
 from tests.decoding.test_kv_cache import ATOL, PROMPTS, _alone, _tails
 
@@ -31,14 +38,23 @@ def model(request, llama, neox):
 
 
 @pytest.mark.parametrize("capacity", [1, 4, 9, 200])
-@pytest.mark.parametrize("per_pass", [None, 2])
-def test_packed_rows_are_each_sequence_alone(model, capacity, per_pass):
+@pytest.mark.parametrize(("per_pass", "pass_tokens"), [(None, 10_000), (2, 10_000), (None, 7)])
+def test_packed_rows_are_each_sequence_alone(model, capacity, per_pass, pass_tokens):
     """Whatever the packing (one variant a row, several, all in one row; one pass or several),
     each variant's log-probabilities are those of its whole sequence fed alone."""
     tails = _tails(len(OWNERS), seed=5)
     seqs = [PROMPTS[b][:a] + t for b, a, t in zip(OWNERS, STARTS, tails, strict=True)]
     prefix = _Prefix.compute(model, PROMPTS)
-    group = _PackedGroup(model, tails, OWNERS, STARTS, prefix, capacity=capacity, per_pass=per_pass)
+    group = _PackedGroup(
+        model,
+        tails,
+        OWNERS,
+        STARTS,
+        prefix,
+        capacity=capacity,
+        per_pass=per_pass,
+        pass_tokens=pass_tokens,
+    )
     expected = _alone(model, seqs)
     assert torch.allclose(group.rows(range(len(seqs))), expected, atol=ATOL)
     assert group.position.tolist() == list(range(len(seqs)))
@@ -52,13 +68,55 @@ def test_packed_rows_are_each_sequence_alone(model, capacity, per_pass):
     assert not model.get_output_embeddings()._forward_pre_hooks  # the picking hook is gone
 
 
-def test_rows_hold_at_most_capacity_tokens_in_order():
+def _fed(rows, lengths):
+    """Tokens a pass feeds for these rows: each row padded to the longest."""
+    return len(rows) * max(sum(lengths[i] for i in row) for row in rows)
+
+
+def test_rows_keep_order_and_pad_the_least():
     lengths = [3, 4, 2, 9, 1, 1, 5]
     rows = _rows(lengths, 6)
-    assert [i for row in rows for i in row] == list(range(len(lengths)))
-    assert rows == [[0], [1, 2], [3], [4, 5], [6]]  # 9 > 6 gets a row of its own
-    assert all(sum(lengths[i] for i in r) <= 6 for r in rows if len(r) > 1)
+    # the 9 makes every row of the pass 9 wide, so 3 + 4 + 2 fit one: 27 tokens, not 5 rows of 9
+    assert rows == [[0, 1, 2], [3], [4, 5, 6]]
     assert _rows(lengths, 100) == [list(range(len(lengths)))]
+    # filling rows of 12 leaves a last row of 2 padded to 10; rows of one 5 each pad only the 2
+    assert _fed(_rows([5, 5, 5, 5, 5, 5, 2], 12), [5] * 7) == 35
+    assert _rows([], 8) == []
+
+
+def test_passes_hold_at_most_so_many_variants_and_tokens():
+    lengths = [3, 4, 2, 9, 1, 1, 5]
+    assert _passes(lengths, 7, 100) == [range(7)]
+    assert _passes(lengths, 2, 100) == [range(0, 2), range(2, 4), range(4, 6), range(6, 7)]
+    # 3 + 4 fit 8 tokens, 2 + 9 do not, 9 alone is over and gets a pass of its own
+    assert _passes(lengths, 7, 8) == [range(0, 2), range(2, 3), range(3, 4), range(4, 7)]
+    assert _passes([], 1, 8) == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_feed_the_fewest_tokens_of_any_ordered_cut(seed):
+    """Against every way to cut the sequences, in order, into rows within the capacity."""
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(1, 9, (1,), generator=gen))
+    lengths = torch.randint(1, 12, (n,), generator=gen).tolist()
+    capacity = int(torch.randint(1, 25, (1,), generator=gen))
+    rows = _rows(lengths, capacity)
+    assert [i for row in rows for i in row] == list(range(n))
+    room = max(capacity, *lengths)
+    assert all(sum(lengths[i] for i in row) <= room for row in rows)
+    best = None
+    for cuts in itertools.product([False, True], repeat=n - 1):
+        parts, row = [], [0]
+        for i, cut in enumerate(cuts, start=1):
+            if cut:
+                parts.append(row)
+                row = []
+            row.append(i)
+        parts.append(row)
+        if all(sum(lengths[i] for i in p) <= room for p in parts):
+            fed = _fed(parts, lengths)
+            best = fed if best is None else min(best, fed)
+    assert _fed(rows, lengths) == best
 
 
 def test_packing_needs_a_known_mask_convention(llama):
