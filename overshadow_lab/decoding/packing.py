@@ -5,13 +5,13 @@ next-token distribution after it, and keeps no cache. Fed as one left-padded row
 (:class:`~overshadow_lab.decoding.kv_cache._StreamGroup`), the 122 variants of 8 MemoTrap chat
 prompts fed 3,879 tokens in 4 passes for 3,045 after their shared prefixes, and a pass costs as
 much as a few hundred tokens on a CPU. :class:`_PackedGroup` lays the variants end to end
-instead, a row holding as many as fit in ``capacity`` tokens (3,608 tokens in 2 passes for those
-prompts: the rest is rows shorter than the longest of their pass), and gives the model a 4-D
-attention mask under which each variant sees exactly what it would see alone:
+instead, in rows of at most ``capacity`` tokens cut to pad the least (3,268 tokens in one pass
+for those prompts: 19 rows of 172), and gives the model a 4-D attention mask under which each
+variant sees exactly what it would see alone:
 
 * the cached keys and values of its own prompt's tokens before its masked span (a row's cache
-  holds the whole prompts of the variants in it, side by side, gathered from the prompts'
-  :class:`~overshadow_lab.decoding.kv_cache._Prefix`), and
+  holds, side by side, the columns of its variants' prompts that they see, gathered from the
+  prompts' :class:`~overshadow_lab.decoding.kv_cache._Prefix`), and
 * its own earlier tokens, causally; never another variant's.
 
 Positions restart at each variant's start, so rotary embeddings see each variant's own positions.
