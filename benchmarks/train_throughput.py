@@ -41,7 +41,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
-from transformers import PrinterCallback, Trainer, TrainingArguments  # noqa: E402
 
 from overshadow_lab.lab.data import make_knowledge_sets  # noqa: E402
 from overshadow_lab.lab.models import count_parameters, make_model  # noqa: E402
@@ -107,6 +106,11 @@ def hf_trainer(sets, args) -> float:
 
 
 def _trainer_seconds(sets, args, seed: int = 0) -> float:
+    # imported here, not at the top: the sweep's spawned workers import this module, and
+    # transformers' Trainer took them 2.7 of 4.1 s to import, a start-up run_sweep's workers
+    # (which import the lab's modules only, 1.4 s) never pay
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+
     model = make_model(args.size, sets.vocab_size, seed=seed)
     ds = [{"input_ids": s, "labels": s} for s in sets.train_sequences]
     with tempfile.TemporaryDirectory() as tmp:
