@@ -91,12 +91,12 @@ def _fill(lengths: Sequence[int], width: int) -> list[list[int]]:
     return rows
 
 
-def _passes(lengths: Sequence[int], per_pass: int, pass_tokens: int) -> list[range]:
-    """Cut the sequences, in order, into passes of at most ``per_pass`` sequences and
-    ``pass_tokens`` tokens (a longer sequence alone in its pass)."""
+def _passes(lengths: Sequence[int], pass_tokens: int) -> list[range]:
+    """Cut the sequences, in order, into passes of at most ``pass_tokens`` tokens (a longer
+    sequence alone in its pass)."""
     passes, lo, tokens = [], 0, 0
     for i, n in enumerate(lengths):
-        if i > lo and (i - lo == per_pass or tokens + n > pass_tokens):
+        if i > lo and tokens + n > pass_tokens:
             passes.append(range(lo, i))
             lo, tokens = i, 0
         tokens += n
@@ -143,9 +143,8 @@ class _PackedGroup:
     ``seqs[i]`` is variant ``i`` of prompt ``owners[i]`` from its ``starts[i]``-th token on (the
     tokens before it are the prompt's, cached in ``prefix``); variants of one prompt should be
     neighbours, so that they share a row's copy of their prompt. The variants go through the
-    model in order, a pass holding as many as fit in ``pass_tokens`` tokens (and at most
-    ``per_pass`` variants, unless None), in rows of at most ``capacity`` tokens (or the pass's
-    longest variant, if longer).
+    model in order, a pass holding as many as fit in ``pass_tokens`` tokens, in rows of at most
+    ``capacity`` tokens (or the pass's longest variant, if longer).
     The interface is :class:`~overshadow_lab.decoding.kv_cache._StreamGroup`'s without ``step``
     (the cache is dropped after each pass): the variants keep their order (``position`` is the
     identity) and :meth:`runs` reads them by prompt.
@@ -160,7 +159,6 @@ class _PackedGroup:
         prefix: _Prefix,
         pad_token_id: int = 0,
         capacity: int = PACK_CAPACITY,
-        per_pass: int | None = None,
         pass_tokens: int = PACK_PASS_TOKENS,
     ):
         if not len(seqs) == len(owners) == len(starts):
@@ -169,7 +167,7 @@ class _PackedGroup:
             raise ValueError("_PackedGroup: every variant needs at least one token to feed")
         self.owners = [int(b) for b in owners]
         parts = []
-        for ids in _passes([len(s) for s in seqs], per_pass or len(seqs), pass_tokens):
+        for ids in _passes([len(s) for s in seqs], pass_tokens):
             lengths = [len(seqs[i]) for i in ids]
             rows = [[ids[j] for j in row] for row in _rows(lengths, capacity)]
             parts.append(_packed_pass(model, rows, seqs, self.owners, starts, prefix, pad_token_id))

@@ -24,7 +24,7 @@ from overshadow_lab.decoding import (
 )
 from overshadow_lab.decoding.coda import _amplified, _indicators
 from overshadow_lab.decoding.kv_cache import _split
-from overshadow_lab.decoding.packing import PACK_CAPACITY, _rows
+from overshadow_lab.decoding.packing import PACK_CAPACITY, PACK_PASS_TOKENS, _passes, _rows
 from overshadow_lab.lab.models import make_model
 from tests.tiny import VOCAB, random_prompts, tiny_llama
 
@@ -315,11 +315,11 @@ def test_shared_prefix_feeds_fewer_tokens_and_per_variant_stays_plain(neox):
     fed = sorted(tails)
     assert shared == 2 * 30 + sum((j - i) * fed[j - 1] for i, j in _split(fed, 64))
     # packed (the default): the same tokens end to end in rows of PACK_CAPACITY, padded only
-    # up to the longest row of each pass of at most 64 variants
+    # up to the longest row of each pass of at most PACK_PASS_TOKENS tokens
     packed = _fed(neox, CoDAConfig(**quiet), prompts)
     padded_rows = 0
-    for lo in range(0, len(tails), 64):
-        part = tails[lo : lo + 64]
+    for ids in _passes(tails, PACK_PASS_TOKENS):
+        part = [tails[i] for i in ids]
         rows = _rows(part, PACK_CAPACITY)
         padded_rows += len(rows) * max(sum(part[i] for i in r) for r in rows)
     assert packed == 2 * 30 + padded_rows

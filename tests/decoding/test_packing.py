@@ -38,8 +38,8 @@ def model(request, llama, neox):
 
 
 @pytest.mark.parametrize("capacity", [1, 4, 9, 200])
-@pytest.mark.parametrize(("per_pass", "pass_tokens"), [(None, 10_000), (2, 10_000), (None, 7)])
-def test_packed_rows_are_each_sequence_alone(model, capacity, per_pass, pass_tokens):
+@pytest.mark.parametrize("pass_tokens", [10_000, 7, 1])
+def test_packed_rows_are_each_sequence_alone(model, capacity, pass_tokens):
     """Whatever the packing (one variant a row, several, all in one row; one pass or several),
     each variant's log-probabilities are those of its whole sequence fed alone."""
     tails = _tails(len(OWNERS), seed=5)
@@ -52,7 +52,6 @@ def test_packed_rows_are_each_sequence_alone(model, capacity, per_pass, pass_tok
         STARTS,
         prefix,
         capacity=capacity,
-        per_pass=per_pass,
         pass_tokens=pass_tokens,
     )
     expected = _alone(model, seqs)
@@ -84,13 +83,13 @@ def test_rows_keep_order_and_pad_the_least():
     assert _rows([], 8) == []
 
 
-def test_passes_hold_at_most_so_many_variants_and_tokens():
+def test_passes_hold_at_most_so_many_tokens():
     lengths = [3, 4, 2, 9, 1, 1, 5]
-    assert _passes(lengths, 7, 100) == [range(7)]
-    assert _passes(lengths, 2, 100) == [range(0, 2), range(2, 4), range(4, 6), range(6, 7)]
+    assert _passes(lengths, 100) == [range(7)]
     # 3 + 4 fit 8 tokens, 2 + 9 do not, 9 alone is over and gets a pass of its own
-    assert _passes(lengths, 7, 8) == [range(0, 2), range(2, 3), range(3, 4), range(4, 7)]
-    assert _passes([], 1, 8) == []
+    assert _passes(lengths, 8) == [range(0, 2), range(2, 3), range(3, 4), range(4, 7)]
+    assert _passes(lengths, 1) == [range(i, i + 1) for i in range(7)]
+    assert _passes([], 8) == []
 
 
 @pytest.mark.parametrize("seed", range(20))
