@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from overshadow_lab.lab import neox, stacked
+from overshadow_lab.lab import neox
 from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import make_model
 from overshadow_lab.lab.stacked import (
@@ -26,11 +26,8 @@ def _sets(P, L, seed):
 
 
 def _alone(model, sets, config):
-    """``train_model``'s own loop for one model, even where it would hand the model to the
-    stacked trainer (train_single.patch): the reference the stack is checked against."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stacked, "stackable", lambda model: False)
-        return train_model(model, sets, config)
+    """``train_model`` on one model: the reference the stack is checked against."""
+    return train_model(model, sets, config)
 
 
 def _params(model):
