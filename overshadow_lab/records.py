@@ -98,6 +98,20 @@ def code_hash() -> str:
     return h.hexdigest()[:12]
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name where the system says it (Linux's ``/proc/cpuinfo``), else what
+    :func:`platform.processor` says. ``platform`` alone gives "x86_64" on Linux, which cannot tell
+    apart CPUs whose bfloat16 products round differently (with and without AMX)."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(device: str | None = None, wall_seconds: float | None = None) -> dict:
     """Where a result came from: code (version, commit, code hash), machine and library versions.
 
@@ -131,6 +145,7 @@ def provenance(device: str | None = None, wall_seconds: float | None = None) -> 
         "tier": get_tier(),
         "gpus": gpus,
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,

