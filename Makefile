@@ -2,9 +2,6 @@
 #   make book   build the executed book into _build/html
 #   make test   lint, unit tests, every chapter under nbval, strict book build
 # Both create .venv on first use; later runs reinstall only when pyproject.toml changes.
-# `make test` runs the unit tests and the chapters side by side: one after the other, they kept
-# about one of a 2-core machine's cores busy (956 s of CPU in a 1,000 s run); each one's output
-# is printed whole when it finishes.
 #
 # Chapters are executed the way a reader runs them: from the built wheel, installed into an
 # environment OUTSIDE the checkout ($(INSTALLED)), with no data folder beside it and no
@@ -84,7 +81,7 @@ test: $(STAMP)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory lint && \
 	$(BIN)/python tools/notebooks.py colab --check && \
-	$(MAKE) --no-print-directory -j2 --output-sync=target unit chapters && \
+	$(MAKE) --no-print-directory unit chapters && \
 	$(BIN)/jupyter-book build . $(JB_FLAGS) $(REBUILD) && \
 	$(BIN)/python tools/check_html.py _build/html && \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
