@@ -100,7 +100,7 @@ def code_hash() -> str:
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     """The CPU's model name where the system says it (Linux's ``/proc/cpuinfo``), else what
-    :func:`platform.processor` says. ``platform`` alone gives "x86_64" on Linux, which cannot tell
+    ``platform.processor()`` says. ``platform`` alone gives "x86_64" on Linux, which cannot tell
     apart CPUs whose bfloat16 products round differently (with and without AMX)."""
     try:
         for line in Path(cpuinfo).read_text().splitlines():
