@@ -142,9 +142,10 @@ def _trainer_seconds(sets, args, seed: int = 0) -> float:
         return time.perf_counter() - t0
 
 
-def _lab_one_thread(job) -> tuple[int, float, float]:
+def _lab_one_thread(job) -> tuple[int, float, float, int]:
     """One sweep run as a worker does it: a single thread, the lab's loop; returns tokens, the
-    seconds of training and the seconds of the whole task (building corpus and model too)."""
+    seconds of training, the seconds of the whole task (building corpus and model too) and the
+    worker's pid."""
     t0 = time.perf_counter()
     size, steps, batch_size, P, L, seed = job
     torch.set_num_threads(1)
@@ -191,9 +192,10 @@ def lab_sweep(args) -> dict:
     return _pooled(_lab_one_thread, _jobs(args))
 
 
-def _lab_stack(jobs: list[dict]) -> tuple[int, float, float]:
+def _lab_stack(jobs: list[dict]) -> tuple[int, float, float, int]:
     """One stack of sweep runs as a worker trains it: a single thread; returns tokens, the
-    seconds of training and the seconds of the whole task (building corpora and models too)."""
+    seconds of training, the seconds of the whole task (building corpora and models too) and
+    the worker's pid."""
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     sets = [make_knowledge_sets(P=j["P"], L=j["L"], seed=j["seed"]) for j in jobs]
