@@ -1,7 +1,5 @@
 """Bootstrap intervals: the resampling schemes, their coverage, and when a scheme cannot answer."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -10,9 +8,7 @@ from tests.law.synthetic import GRID, sweep
 
 
 def test_t_intervals_cover_the_true_slope_in_200_simulations():
-    start = time.perf_counter()
     cov = law.ci_coverage(true_slope=12.0, true_intercept=25.0, noise=3.0, n_sim=200, seed=1)
-    assert time.perf_counter() - start < 5
     assert cov["n_sim"] == 200
     assert cov["coverage"] >= 0.90
     assert cov["coverage_lo"] < cov["coverage"] < cov["coverage_hi"]
