@@ -3,10 +3,20 @@ module, and one CPU thread for the modules that run them."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from tests.tiny import tiny_llama, tiny_neox
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make unit` runs one pytest-xdist worker per core: each keeps to one thread, and so do the
+    # processes its tests start, or the workers' thread pools fight for the cores (two pools of
+    # two threads on two cores made the suite over three times slower than one pool).
+    torch.set_num_threads(1)
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = "1"
 
 
 @pytest.fixture(scope="module")

@@ -51,13 +51,23 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    from jupyter_cache import get_cache
-    from jupyter_cache.base import CacheBundleIn
+    from filelock import FileLock
 
     if not _runs:
         return
     # `make` runs nbval outside the checkout (from the installed wheel) and names the book here.
     root = Path(os.environ.get("OVERSHADOW_BOOK_ROOT") or session.config.rootpath)
+    # Under pytest-xdist every worker stores its own chapters when it finishes, often at once:
+    # one at a time, so that no worker meets the cache's database in the middle of a write.
+    (root / "_build").mkdir(exist_ok=True)
+    with FileLock(str(root / "_build" / ".jupyter_cache.lock")):
+        _store(root)
+
+
+def _store(root: Path) -> None:
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
     cache = get_cache(str(root / "_build" / ".jupyter_cache"))
     for run in _runs.values():
         nb = getattr(run["file"], "nb", None)
