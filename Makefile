@@ -25,7 +25,9 @@ PYTEST := -p no:cacheprovider -rs --durations=10
 # (tests/conftest.py; OMP_NUM_THREADS for the chapters' kernels): most tests and cells keep one
 # core busy, and two pools of threads on two cores wait on each other. On 2 cores this took the
 # unit tests from 540 to 330 s and the chapters from 520 to 411 s. A chapter goes whole to one
-# worker (`--dist loadfile`); its cells run in order in one kernel.
+# worker, its cells in order in one kernel, and chapters that share results go to the same
+# worker one after another (`tools/notebooks.py stage` writes the groups, nbval_groups applies
+# them).
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PARALLEL := $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS),)
 ONE_THREAD := $(if $(PARALLEL),OMP_NUM_THREADS=1 MKL_NUM_THREADS=1,)
@@ -66,8 +68,9 @@ chapters: installed
 	cd $(INSTALLED)/chapters && if [ "$$(cat staged.json)" != "[]" ]; then \
 	  env -u OVERSHADOW_DATA OVERSHADOW_BOOK_ROOT=$(CURDIR) OVERSHADOW_RESULTS=$(CURDIR)/_build/results \
 	    PYTHONPATH=$(CURDIR)/tools $(ONE_THREAD) $(INSTALLED)/bin/python -m pytest $(PYTEST) \
-	    $(if $(PARALLEL),$(PARALLEL) --dist loadfile,) -c /dev/null --rootdir . -p nbval_cache \
-	    --nbval-lax --nbval-current-env --nbval-cell-timeout=900 *.ipynb; fi
+	    $(if $(PARALLEL),$(PARALLEL) --no-loadscope-reorder,) -c /dev/null \
+	    --rootdir . -p nbval_cache -p nbval_groups --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=900 $$(cat order.txt); fi
 
 # Sphinx re-reads only the sources whose files changed: a chapter executed again because the
 # package or its recorded data changed would keep its old page, so then every page is rebuilt.

@@ -22,14 +22,20 @@ def _to_output(out) -> nbformat.NotebookNode | None:
     if kind == "stream":
         return nbformat.v4.new_output("stream", name=out["name"], text=out["text"])
     if kind == "display_data":
-        return nbformat.v4.new_output("display_data", data=out["data"], metadata=out.get("metadata", {}))
+        return nbformat.v4.new_output(
+            "display_data", data=out["data"], metadata=out.get("metadata", {})
+        )
     if kind == "execute_result":
         return nbformat.v4.new_output(
-            "execute_result", data=out["data"], metadata=out.get("metadata", {}),
+            "execute_result",
+            data=out["data"],
+            metadata=out.get("metadata", {}),
             execution_count=out.get("execution_count"),
         )
     if kind == "error":
-        return nbformat.v4.new_output("error", ename=out["ename"], evalue=out["evalue"], traceback=out["traceback"])
+        return nbformat.v4.new_output(
+            "error", ename=out["ename"], evalue=out["evalue"], traceback=out["traceback"]
+        )
     return None
 
 

@@ -35,6 +35,20 @@ COLAB_DIR = ROOT / "notebooks"
 STUDENT = "student"
 
 
+#: Chapters that share the lab's sweep tables (``results_dir("lab") / sweep_{P,L}_<tier>.csv``):
+#: Data imbalance computes them, Generalization bound loads them, Law resumes them; each
+#: computes what is missing. `make test` runs chapters on parallel nbval workers, so these go
+#: to one worker as one group, in reading order: otherwise one could load a table another is
+#: still writing (a smaller sweep, silently) or meet run_sweep's refusal of a table in use.
+SHARED_RESULTS = ("02_data_imbalance", "03_generalization_bound", "05_law")
+
+#: The order in which parallel workers take chapters (and groups): the longest first, so that
+#: the last to start is short. Measured on 2 cores, 2026-12-01: Model size 276 s, the
+#: shared-results group 170-210 s, Contrastive decoding 129 s, Fine-tuning 81 s, Introduction
+#: 72 s. Only a scheduling hint: a chapter not named here goes last.
+LONGEST_FIRST = ("04_model_size", *SHARED_RESULTS, "06_contrastive_decoding", "04_finetuning")
+
+
 def chapters() -> list[Path]:
     """MyST notebook chapters in table-of-contents order (pages without a kernel are skipped)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -151,7 +165,20 @@ def cmd_stage(outdir: Path) -> int:
     if cached:
         print(f"chapters unchanged since their last run (outputs reused): {', '.join(cached)}")
     (outdir / "staged.json").write_text(json.dumps(staged))
+    order, groups = schedule(staged)
+    (outdir / "order.txt").write_text(" ".join(order) + "\n")
+    (outdir / "groups.json").write_text(json.dumps(groups, indent=1))
     return 0
+
+
+def schedule(staged: list[str]) -> tuple[list[str], dict[str, str]]:
+    """How nbval's parallel workers take the staged chapters: the notebook files in the order
+    the command line names them, and each file's worker group (read by ``tools/nbval_groups.py``).
+    Reading order is kept inside a group."""
+    rank = {stem: i for i, stem in enumerate(LONGEST_FIRST)}
+    order = sorted(staged, key=lambda stem: rank.get(stem, len(rank)))  # stable: toc order
+    groups = {stem: "shared-results" if stem in SHARED_RESULTS else stem for stem in staged}
+    return [f"{stem}.ipynb" for stem in order], {f"{s}.ipynb": g for s, g in groups.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
