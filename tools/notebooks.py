@@ -43,9 +43,10 @@ STUDENT = "student"
 SHARED_RESULTS = ("02_data_imbalance", "03_generalization_bound", "05_law")
 
 #: The order in which parallel workers take chapters (and groups): the longest first, so that
-#: the last to start is short. Measured on 2 cores, 2026-12-01: Model size 276 s, the
-#: shared-results group 170-210 s, Contrastive decoding 129 s, Fine-tuning 81 s, Introduction
-#: 72 s. Only a scheduling hint: a chapter not named here goes last.
+#: the last to start is short. Measured on 2 cores, two chapters at a time, 2026-12-01: Model
+#: size 276-292 s, the shared-results group 209-220 s, Contrastive decoding 125-129 s,
+#: Fine-tuning 73-81 s, Introduction 68-72 s. Only a scheduling hint: a chapter not named here
+#: goes last.
 LONGEST_FIRST = ("04_model_size", *SHARED_RESULTS, "06_contrastive_decoding", "04_finetuning")
 
 
