@@ -41,12 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--check", action="store_true", help="exit 1 if anything disagrees")
-    action.add_argument("--write", action="store_true", help="rewrite README, CONTRIBUTING and the API page")
+    action.add_argument(
+        "--write", action="store_true", help="rewrite README, CONTRIBUTING and the API page"
+    )
     args = parser.parse_args(argv)
     problems = _modules.map_problems(ROOT / "overshadow_lab")
     if args.check:
         problems += _modules.document_problems(ROOT)
-        print("\n".join(problems) or "module map: package, README, CONTRIBUTING and the API page agree")
+        print(
+            "\n".join(problems)
+            or "module map: package, README, CONTRIBUTING and the API page agree"
+        )
         return 1 if problems else 0
     if args.write:
         if problems:  # never render a map that does not match the files
