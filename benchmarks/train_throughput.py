@@ -14,18 +14,17 @@ size, same number of optimizer steps; prints tokens/s of each side by side and t
    ``F.cross_entropy``, which shows what the lean GPT-NeoX forward and the fused output layer +
    loss add.
 2. A sweep: ``--runs`` runs (P values x seeds, each ``--steps`` steps). ``lab, stacked`` trains
-   them in stacks (:func:`~overshadow_lab.lab.stacked.train_stacked`, every run of a stack
-   advanced by each step), one stack per core, each in a single-threaded worker process
-   (:func:`~overshadow_lab.lab.stacked.plan_stacks`); ``lab, one process per core`` is how
-   ``run_sweep`` trains them today, one run at a time per single-threaded worker. Both include
-   the workers' start-up and building corpora and models. With the Trainer, which has neither
-   mode, the runs go one after another with all cores. Single-threaded workers also hold up
-   best on a busy machine, where threads of one process wait for each other. The three run
-   ``--sweep-repeats`` rounds, interleaved, and the fastest round of each counts. For the lab's
-   two, the busiest worker also reports its seconds inside its tasks and its seconds of
-   training, and the last ratios put the latter against the Trainer's seconds, which count
-   training only: what the sweep would reach if starting workers and building corpora and
-   models cost nothing.
+   them with one call of :func:`~overshadow_lab.lab.stacked.train_stacked` in this process, as
+   a notebook would: runs that share a model shape and sequence length form one stack
+   (:func:`~overshadow_lab.lab.stacked.plan_stacks`), which it splits into one lane per core,
+   each lane a stack trained by a thread of its own on one intra-op thread
+   (:func:`~overshadow_lab.lab.stacked.plan_lanes`). ``lab, one process per core`` is how
+   ``run_sweep`` trains them today, one run at a time per single-threaded spawned worker. Both
+   include building corpora and models, and the second the workers' start-up. With the
+   Trainer, which has neither mode, the runs go one after another with all cores. The three run
+   ``--sweep-repeats`` rounds, interleaved, and the fastest round of each counts. Each lab
+   contender also reports its seconds of training alone (for the workers, the busiest one's),
+   and the last ratios put those against the Trainer's seconds, which count training only.
 
 Each single-run contender runs ``--repeats`` times, interleaved; the best run counts (timings
 on a shared machine are noisy, and the best run is the least disturbed). Only training is
@@ -192,33 +191,27 @@ def lab_sweep(args) -> dict:
     return _pooled(_lab_one_thread, _jobs(args))
 
 
-def _lab_stack(jobs: list[dict]) -> tuple[int, float, float, int]:
-    """One stack of sweep runs as a worker trains it: a single thread; returns tokens, the
-    seconds of training, the seconds of the whole task (building corpora and models too) and
-    the worker's pid."""
-    t0 = time.perf_counter()
-    torch.set_num_threads(1)
-    sets = [make_knowledge_sets(P=j["P"], L=j["L"], seed=j["seed"]) for j in jobs]
-    models = [
-        make_model(j["size"], s.vocab_size, seed=j["seed"]) for j, s in zip(jobs, sets, strict=True)
-    ]
-    configs = [j["config"] for j in jobs]
-    results = train_stacked(models, sets, configs, threads=1)
-    seconds = max(r.seconds for r in results)  # the stack trains until its last member stops
-    return sum(r.tokens for r in results), seconds, time.perf_counter() - t0, os.getpid()
-
-
 def lab_stacked_sweep(args) -> dict:
-    """The sweep's runs trained stacked: runs that share a model shape and sequence length form
-    stacks (:func:`plan_stacks`), one per core, each trained by a single-threaded worker
-    process; start-up and building corpora and models included (see :func:`_pooled`)."""
+    """The sweep's runs trained by :func:`train_stacked` in this process: runs that share a
+    model shape and sequence length form one stack (:func:`plan_stacks`), which trains in one
+    lane per core; building corpora and models included."""
+    t0 = time.perf_counter()
     runs = [
         {"size": size, "P": P, "L": L, "seed": seed, "span_len": 1, "answer_len": 1}
         for size, _, _, P, L, seed in _jobs(args)
     ]
-    for run in runs:
-        run["config"] = _config(args, run["seed"])
-    return _pooled(_lab_stack, plan_stacks(runs, os.cpu_count() or 1))
+    tokens, train = 0, 0.0
+    for stack in plan_stacks(runs, 1):
+        sets = [make_knowledge_sets(P=r["P"], L=r["L"], seed=r["seed"]) for r in stack]
+        models = [
+            make_model(r["size"], s.vocab_size, seed=r["seed"])
+            for r, s in zip(stack, sets, strict=True)
+        ]
+        results = train_stacked(models, sets, [_config(args, r["seed"]) for r in stack])
+        tokens += sum(r.tokens for r in results)
+        train += max(r.seconds for r in results)  # the stack trains until its last lane ends
+    wall = time.perf_counter() - t0
+    return {"tokens": tokens, "wall": wall, "train": train, "inside": wall}
 
 
 def trainer_sweep(args) -> dict:
@@ -298,10 +291,12 @@ def main(argv=None) -> dict:
             line = (
                 f"   {name + ':':27} {r['wall']:6.1f} s ({r['tokens'] / r['wall']:10,.0f} tokens/s)"
             )
-            if name.startswith("lab"):
+            if name == "lab, one process per core":
                 line += (
                     f"; busiest worker: {r['inside']:.1f} s in its tasks, {r['train']:.1f} training"
                 )
+            elif name.startswith("lab"):
+                line += f"; {r['train']:.1f} s of it training"
             print(line)
         trainer = fastest["HF Trainer, one by one"]
         ratios = {}
@@ -309,8 +304,8 @@ def main(argv=None) -> dict:
             lab_r = fastest[name]
             per_s = (lab_r["tokens"] / lab_r["wall"]) / (trainer["tokens"] / trainer["wall"])
             ratios[f"lab {key} sweep / Trainer sweep"] = per_s
-            # like for like with the Trainer's seconds, which count training only: the busiest
-            # worker's training seconds (what no start-up or building cost would leave)
+            # like for like with the Trainer's seconds, which count training only: the lab's
+            # training seconds (what no start-up or building cost would leave)
             ratios[f"lab {key} sweep, training only / Trainer sweep"] = (
                 lab_r["tokens"] / lab_r["train"]
             ) / (trainer["tokens"] / trainer["wall"])

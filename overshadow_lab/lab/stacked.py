@@ -42,6 +42,19 @@ schedule, betas and weight decay), its own gradient-norm clipping and its own st
 ``train_model``'s to float rounding, for members that differ in data, seed, learning rate,
 weight decay, batch size and stopping step.
 
+**Both cores.** On a CPU with several threads for torch, the members are split into one lane
+per core (:func:`plan_lanes`, balanced by their step budgets), and each lane is a stack of its
+own that a thread trains on one intra-op thread. torch releases Python's interpreter lock inside
+its operations, and the autograd engine runs a CPU graph's backward on the thread that asked for
+it, so the lanes compute at the same time; each does the arithmetic a single-threaded process
+would do with its members, so the results are the same to the bit as with ``threads=1``
+(``tests/lab/test_stacked.py``). Why threads and not the one stack on all cores: a small
+model's operations are too small to split well over cores (the output layer's blocks of 65
+rows, for one, ran no faster on two intra-op threads than on one), and why threads and not
+processes: a process per core pays its start-up, importing torch and transformers (seconds), in
+a sweep whose runs last seconds. ``benchmarks/RESULTS.md`` has the measurements. A failing lane
+stops the others at their next step, and its error is raised.
+
 **Members of different shapes and data.** Members must share one model shape (a sweep over S
 gives one stack per size): anything else is refused before any work. Their data may differ:
 sequences of different lengths (an L sweep) and batches of different sizes (the last batch of
@@ -53,9 +66,11 @@ padded work, so :func:`plan_stacks` groups runs of one length (:func:`stack_key`
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -508,7 +523,8 @@ def train_stacked(
     train it alone (same batches, optimizer, schedule, clipping and stopping rule; equal up to
     float rounding) and its :class:`~overshadow_lab.lab.train.TrainResult` is the same, except
     that ``seconds`` is the wall time of the stack until the member stopped (time shared with
-    its stack-mates). Inputs that cannot be stacked (other architectures, different shapes,
+    its stack-mates). With more than one torch thread on a CPU (``threads``, default all
+    cores), the members train in one lane per thread (see the module doc, "Both cores"). Inputs that cannot be stacked (other architectures, different shapes,
     ``fast=False``) are refused before any work, with the reason. Models are trained in place.
     """
     models, datasets = list(models), list(datasets)
@@ -527,12 +543,104 @@ def train_stacked(
             _Member(k, m, s, c, device)
             for k, (m, s, c) in enumerate(zip(models, datasets, configs, strict=True))
         ]
-        return _train(members, shared, device)
+        cores = torch.get_num_threads() if device.type == "cpu" else 1
+        lanes = plan_lanes([m.total for m in members], cores)
+        bar = None
+        if progress_enabled(shared.progress):
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=sum(m.total for m in members),
+                desc=f"train ({len(members)} stacked)",
+                unit="member-step",
+                leave=False,
+            )
+        try:
+            with warnings.catch_warnings():
+                # the stacked weights are strided views of the members' rows; autograd adds
+                # their gradients into the matching views of the gradient buffer, as intended
+                # (filtered here, once: the filters are global, and lanes share them)
+                warnings.filterwarnings("ignore", message=".*gradient layout contract")
+                if len(lanes) == 1:
+                    _train(members, shared, device, _Progress(bar))
+                else:
+                    _train_lanes(
+                        [[members[k] for k in lane] for lane in lanes], shared, device, bar
+                    )
+        finally:
+            if bar is not None:
+                bar.close()
+        return [m.result() for m in members]
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _train(members: list[_Member], shared: TrainConfig, device) -> list[TrainResult]:
+def plan_lanes(steps: Sequence[int], cores: int) -> list[list[int]]:
+    """Members (by index) split into at most ``cores`` lanes of about equal work, each lane a
+    stack that one single-threaded thread trains (see the module doc, "Both cores").
+
+    ``steps[k]`` is member ``k``'s step budget (members that stop early free their lane
+    sooner, which no plan can know in advance). The longest runs are placed first, each in the
+    lane with the least work so far; within a lane, members keep their order.
+    """
+    lanes: list[list[int]] = [[] for _ in range(max(1, min(int(cores), len(steps))))]
+    work = [0] * len(lanes)
+    for k in sorted(range(len(steps)), key=lambda k: -steps[k]):
+        i = work.index(min(work))
+        lanes[i].append(k)
+        work[i] += steps[k]
+    return [sorted(lane) for lane in lanes]
+
+
+class _Progress:
+    """A progress bar that several lanes may advance (tqdm's counter is not meant for threads),
+    and the flag that tells every lane to stop (another lane failed or was interrupted)."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            with self.lock:
+                self.bar.update(n)
+
+
+def _train_lanes(lanes: list[list[_Member]], shared: TrainConfig, device, bar) -> None:
+    """Train each lane's members as one stack in a thread of its own, on one intra-op thread.
+
+    torch releases the interpreter lock inside its operations, and the autograd engine runs a
+    CPU graph's backward on the thread that asked for it, so the lanes compute at the same
+    time; each lane's arithmetic is what a single-threaded process would do with that stack.
+    If a lane fails (or the caller is interrupted), the others stop at their next step and the
+    error is raised here.
+    """
+    progress = _Progress(bar)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # new threads take their intra-op count from here
+
+    def lane(members: list[_Member]) -> None:
+        torch.set_num_threads(1)
+        _train(members, shared, device, progress)
+
+    try:
+        with ThreadPoolExecutor(len(lanes), thread_name_prefix="stacked-lane") as pool:
+            futures = [pool.submit(lane, members) for members in lanes]
+            try:  # the first failure, in whichever lane, stops the others
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for future in (*done, *futures):
+                    future.result()
+            except BaseException:
+                progress.stop.set()
+                raise
+    finally:
+        torch.set_num_threads(old)
+
+
+def _train(members: list[_Member], shared: TrainConfig, device, progress: _Progress) -> None:
+    """Train ``members`` as one stack until each has stopped (their results are then ready);
+    returns early, leaving them part-trained, when ``progress.stop`` is set."""
     bf16 = (device.type == "cuda") if shared.bf16 is None else bool(shared.bf16)
     shape = members[0].model
     head = shape.get_output_embeddings().weight
@@ -542,16 +650,11 @@ def _train(members: list[_Member], shared: TrainConfig, device) -> list[TrainRes
     groups = [g for m, rows in zip(active, stack.rows, strict=True) for g in _groups(rows, m.cfg)]
     base_lr = [m.cfg.lr for m in active]
     opt = torch.optim.AdamW(groups, fused=device.type in ("cpu", "cuda"))
-    bar = None
-    if progress_enabled(shared.progress):
-        from tqdm import tqdm
-
-        bar = tqdm(total=max(m.total for m in members), desc="train (stacked)", leave=False)
     for m in active:
         m.model.train()
     step = 0
     t0 = time.perf_counter()
-    while active:
+    while active and not progress.stop.is_set():
         batches = [m.data.next() for m in active]
         inputs, targets = _batch(batches)
         for k, m in enumerate(active):
@@ -563,17 +666,12 @@ def _train(members: list[_Member], shared: TrainConfig, device) -> list[TrainRes
         # the output layer and the loss in float32, as train_model's fused loss
         losses = StackedLinearCrossEntropy.apply(hidden.float(), stack.weights[head_name], targets)
         stack.grads.zero_()
-        with warnings.catch_warnings():
-            # the stacked weights are strided views of the members' rows; autograd adds their
-            # gradients into the matching views of the gradient buffer, as intended
-            warnings.filterwarnings("ignore", message=".*gradient layout contract")
-            losses.sum().backward()
+        losses.sum().backward()  # (the caller filters the gradient-layout warning)
         clips = [m.cfg.grad_clip or float("inf") for m in active]
         stack.clip(torch.tensor(clips, device=device, dtype=stack.grads.dtype))
         opt.step()
         step += 1
-        if bar is not None:
-            bar.update(1)
+        progress.update(len(active))
         values = losses.detach().tolist()
         elapsed = time.perf_counter() - t0
         done = []
@@ -600,6 +698,3 @@ def _train(members: list[_Member], shared: TrainConfig, device) -> list[TrainRes
                         opt.state[after[i]] = opt.state.pop(before[i])
                         groups[2 * j + i]["params"] = [after[i]]
             opt.param_groups = groups
-    if bar is not None:
-        bar.close()
-    return [m.result() for m in members]

@@ -8,7 +8,9 @@ from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import make_model
 from overshadow_lab.lab.stacked import (
     StackedLinearCrossEntropy,
+    _Member,
     _Recall,
+    plan_lanes,
     plan_stacks,
     stack_key,
     stackable,
@@ -262,3 +264,67 @@ def test_recall_check_equals_answer_matches():
     assert 0 < expected.mean() < 1  # a check that can fail either way
     check = _Recall(prompts, answers, torch.device("cpu"), rows=7)  # several blocks
     assert check(model) == pytest.approx(expected.mean())
+
+
+def test_plan_lanes_balances_the_steps_over_the_cores():
+    lanes = plan_lanes([100, 40, 60, 100, 10], cores=2)
+    assert sorted(k for lane in lanes for k in lane) == [0, 1, 2, 3, 4]  # each member once
+    assert all(lane == sorted(lane) for lane in lanes)  # members keep their order
+    steps = [100, 40, 60, 100, 10]
+    assert sorted(sum(steps[k] for k in lane) for lane in lanes) == [150, 160]
+    assert plan_lanes([5, 5], cores=8) == [[0], [1]]  # never more lanes than members
+    assert plan_lanes([5, 5, 5], cores=1) == [[0, 1, 2]]
+
+
+def _lane_runs():
+    sets = [_sets(P=P, L=3, seed=k) for k, P in enumerate((2, 3, 5))]
+    configs = [
+        TrainConfig(rule="epochs", epochs=2, eval_every=2, seed=k, progress=False, batch_size=8)
+        for k in range(3)
+    ]
+    return sets, configs
+
+
+def test_lanes_on_two_cores_train_exactly_as_one_stack_on_one():
+    """Two lanes (threads, one intra-op thread each) and one single-threaded stack do the same
+    arithmetic for each member: the same weights and histories, to the bit."""
+    sets, configs = _lane_runs()
+    runs = {}
+    for threads in (1, 2):
+        models = [make_model("nano", VOCAB, seed=k) for k in range(3)]
+        runs[threads] = train_stacked(models, sets, configs, threads=threads)
+    for one, two in zip(runs[1], runs[2], strict=True):
+        assert (one.steps, one.tokens, one.stop_reason) == (two.steps, two.tokens, two.stop_reason)
+        cols = ["step", "loss", "RR"]
+        assert one.history[cols].equals(two.history[cols])
+        for p, q in zip(one.model.parameters(), two.model.parameters(), strict=True):
+            assert torch.equal(p, q)
+    assert torch.get_num_threads() >= 1  # restored (checked against the caller's below)
+
+
+def test_a_failing_lane_stops_the_others_and_raises(monkeypatch):
+    """Member 1 fails at its third step; the lane of members 0 and 2 would train for 10,000
+    steps (nothing can stop it earlier at this learning rate) unless told to stop."""
+    sets, configs = _lane_runs()
+    configs = [
+        TrainConfig(**{**vars(c), "rule": "converge", "max_steps": 10**4, "lr": 1e-12})
+        for c in configs
+    ]
+    configs = [TrainConfig(**{**vars(c), "patience": 10**6}) for c in configs]
+    record = _Member.record
+    steps: dict[int, int] = {}
+
+    def failing(self, loss, tokens, elapsed):
+        steps[self.index] = self.steps + 1
+        if self.index == 1 and self.steps == 2:
+            raise RuntimeError("member 1 broke")
+        return record(self, loss, tokens, elapsed)
+
+    monkeypatch.setattr(_Member, "record", failing)
+    assert plan_lanes([10**4] * 3, cores=2) == [[0, 2], [1]]
+    models = [make_model("nano", VOCAB, seed=k) for k in range(3)]
+    threads = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="member 1 broke"):
+        train_stacked(models, sets, configs, threads=2)
+    assert steps[1] == 3 and max(steps[0], steps[2]) < 1000  # stopped early, not at 10,000
+    assert torch.get_num_threads() == threads  # the caller's threads are back
