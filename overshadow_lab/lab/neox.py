@@ -46,7 +46,8 @@ def _tables(model, length: int, device, dtype):
     head, rot = attention.head_size, attention.rotary_ndims
     rope = model.config.rope_parameters
     key = (float(rope["rope_theta"]), head, rot, length, device, dtype)
-    if key not in _TABLES:
+    tables = _TABLES.get(key)
+    if tables is None:
         positions = torch.arange(length, device=device)[None]
         probe = torch.zeros((), device=device, dtype=torch.float32)
         with torch.no_grad():
@@ -60,10 +61,13 @@ def _tables(model, length: int, device, dtype):
         idx = torch.arange(half, device=device)
         rotate[idx + half, idx] = -1.0  # output j < half takes -x[j + half]
         rotate[idx, idx + half] = 1.0  # output j >= half takes x[j - half]
+        tables = (cos_full, sin_full, rotate)
         if len(_TABLES) > 64:
             _TABLES.clear()
-        _TABLES[key] = (cos_full, sin_full, rotate)
-    return _TABLES[key]
+        _TABLES[key] = tables
+    # the local tuple, not a second look-up: another thread (train_stacked's lanes) may clear
+    # the cache in between
+    return tables
 
 
 def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
