@@ -524,8 +524,9 @@ def train_stacked(
     float rounding) and its :class:`~overshadow_lab.lab.train.TrainResult` is the same, except
     that ``seconds`` is the wall time of the stack until the member stopped (time shared with
     its stack-mates). With more than one torch thread on a CPU (``threads``, default all
-    cores), the members train in one lane per thread (see the module doc, "Both cores"). Inputs that cannot be stacked (other architectures, different shapes,
-    ``fast=False``) are refused before any work, with the reason. Models are trained in place.
+    cores), the members train in one lane per thread (see the module doc, "Both cores").
+    Inputs that cannot be stacked (other architectures, different shapes, ``fast=False``) are
+    refused before any work, with the reason. Models are trained in place.
     """
     models, datasets = list(models), list(datasets)
     configs = _member_configs(config, len(models), overrides)
