@@ -37,10 +37,11 @@ output layer at the answer positions only (:class:`_Recall`, equal to
 **Equal to training one at a time.** Every member draws its batches exactly as
 :func:`~overshadow_lab.lab.train.train_model` does (the same batcher, seeded with its own
 seed), has its own AdamW (fused, decoupled weight decay on matrices only, its own learning rate,
-schedule, betas and weight decay), its own gradient-norm clipping and its own stopping rule;
-``tests/lab/test_stacked.py`` checks that each member's losses, recall and final weights match
-``train_model``'s to float rounding, for members that differ in data, seed, learning rate,
-weight decay, batch size and stopping step.
+schedule, betas and weight decay), its own gradient-norm clipping and its own stopping rule
+(any of the four of :mod:`overshadow_lab.lab.protocols`, checked in ``train_model``'s order,
+with its exposure counts); ``tests/lab/test_stacked.py`` checks that each member's losses,
+recall, stop and final weights match ``train_model``'s to float rounding, for members that
+differ in data, seed, learning rate, weight decay, batch size, rule and stopping step.
 
 **Both cores.** On a CPU with several threads for torch, the members are split into one lane
 per core (:func:`plan_lanes`, balanced by their step budgets), and each lane is a stack of its
@@ -85,10 +86,13 @@ from overshadow_lab.lab.train import (
     TrainConfig,
     TrainResult,
     _Batches,
+    _exposure_summary,
     _lr_lambda,
     _validate,
     epoch_steps,
+    pass_steps,
     progress_enabled,
+    subordinate_rows,
 )
 
 #: Options every member of a stack must share (they describe the process, not the run).
@@ -408,10 +412,19 @@ class _Member:
             device,
             torch.Generator().manual_seed(int(cfg.seed)),
         )
+        self.sub_rows = subordinate_rows(sets)
+        if cfg.rule == "exposure" and not len(self.sub_rows):
+            raise ValueError(
+                f"member {index}: rule='exposure' counts presentations of the subordinate "
+                f"statements, but none of its sets.train_sequences is a subordinate prompt "
+                f"followed by its answer; use rule='epochs' for this corpus"
+            )
         if cfg.rule == "epochs":
             self.total = epoch_steps(
                 len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs)
             )
+        elif cfg.rule == "exposure":  # a ceiling, as in train_model; the budget stops it
+            self.total = pass_steps(sets.train_sequences, int(cfg.batch_size), int(cfg.exposures))
         else:
             self.total = int(cfg.max_steps)
         schedule = cfg.schedule
@@ -431,45 +444,47 @@ class _Member:
         self.best = float("inf")
         self.stale = 0
         self.converged = False
-        self.reason = "max_steps" if cfg.rule == "converge" else "epochs"
+        self.reason = {"epochs": "epochs", "exposure": "exposures"}.get(cfg.rule, "max_steps")
         self.tokens = 0
         self.steps = 0
         self.seconds = 0.0
 
     def record(self, loss: float, tokens: int, elapsed: float) -> bool:
-        """Book one step; returns whether the member's rule stops it now."""
+        """Book one step; returns whether the member's rule stops it now (the checks and their
+        order are train_model's)."""
         cfg = self.cfg
         self.steps += 1
         self.tokens += tokens
         self.losses.append(loss)
         step = self.steps
-        if not (step % cfg.eval_every == 0 or step == self.total):
-            return False
-        window = float(np.mean(self.losses[-cfg.eval_every :]))
-        rr = self.recall(self.model)
-        self.history.append(
-            {
-                "step": step,
-                "epoch": step / self.data.batches_per_epoch,
-                "loss": window,
-                "RR": rr,
-                "seconds": elapsed,
-            }
-        )
-        if step >= self.total:
-            return True
-        if cfg.rule == "converge":
-            if rr >= cfg.rr_threshold and step >= cfg.min_steps:
-                self.converged, self.reason = True, "rr_threshold"
-                return True
-            if window < self.best * (1 - cfg.plateau_tol):
-                self.best, self.stale = window, 0
-            else:
-                self.stale += 1
-                if self.stale >= cfg.patience and step >= cfg.min_steps:
-                    self.reason = "plateau"
+        done = cfg.rule == "exposure" and self.data.counts[self.sub_rows].min() >= cfg.exposures
+        if step % cfg.eval_every == 0 or step == self.total or done:
+            window = float(np.mean(self.losses[-cfg.eval_every :]))
+            rr = self.recall(self.model)
+            self.history.append(
+                {
+                    "step": step,
+                    "epoch": step / self.data.batches_per_epoch,
+                    "loss": window,
+                    "RR": rr,
+                    "seconds": elapsed,
+                }
+            )
+            if cfg.rule in ("converge", "plateau"):
+                if cfg.rule == "converge" and rr >= cfg.rr_threshold and step >= cfg.min_steps:
+                    self.converged, self.reason = True, "rr_threshold"
                     return True
-        return False
+                if window < self.best * (1 - cfg.plateau_tol):
+                    self.best, self.stale = window, 0
+                else:
+                    self.stale += 1
+                    if self.stale >= cfg.patience and step >= cfg.min_steps:
+                        self.converged, self.reason = cfg.rule == "plateau", "plateau"
+                        return True
+        if done:
+            self.converged = True
+            return True
+        return step >= self.total
 
     def result(self) -> TrainResult:
         cfg = self.cfg
@@ -487,6 +502,7 @@ class _Member:
             stop_reason=self.reason,
             history=pd.DataFrame(self.history, columns=["step", "epoch", "loss", "RR", "seconds"]),
             config=cfg,
+            exposure=_exposure_summary(self.data.counts, self.sub_rows),
         )
 
 

@@ -124,6 +124,52 @@ def test_stopping_rules_and_members_leaving_the_stack():
         _assert_same_training(a, b)
 
 
+def test_every_rule_stops_where_train_model_stops():
+    """The plateau and exposure rules, and a recall threshold reached at the very last step,
+    end each member where train_model ends it, with the same reason, flag and exposure counts
+    (before, a stacked member ran the plateau and exposure rules to max_steps, and one that
+    reached the threshold at its last step was reported as stopped by max_steps)."""
+    sets = _sets(P=3, L=3, seed=0)
+    # no warm-up, so that the learning rates do not depend on max_steps
+    quick = {"rule": "converge", "lr": 1e-2, "batch_size": 16, "eval_every": 5, "warmup": 0.0}
+    quick["seed"] = 0
+    probe = _alone(
+        make_model("nano", VOCAB, seed=0),
+        sets,
+        TrainConfig(**quick, max_steps=400, progress=False),
+    )
+    assert probe.stop_reason == "rr_threshold"
+    configs = [
+        TrainConfig(rule="plateau", lr=1e-9, eval_every=2, patience=2, max_steps=40, seed=1),
+        TrainConfig(rule="exposure", exposures=3, eval_every=4, batch_size=8, seed=2),
+        TrainConfig(**quick, max_steps=probe.steps),  # the threshold falls on the last step
+    ]
+    configs = [TrainConfig(**{**vars(c), "progress": False}) for c in configs]
+    seeds = [c.seed for c in configs]
+    alone = [
+        _alone(make_model("nano", VOCAB, seed=k), sets, c)
+        for k, c in zip(seeds, configs, strict=True)
+    ]
+    assert [r.stop_reason for r in alone] == ["plateau", "exposures", "rr_threshold"]
+    assert all(r.converged for r in alone)
+    assert alone[0].steps < 40 and alone[2].steps == probe.steps
+    assert alone[1].exposure["subordinate_min"] == 3
+    stacked = train_stacked([make_model("nano", VOCAB, seed=k) for k in seeds], [sets] * 3, configs)
+    for a, b in zip(alone, stacked, strict=True):
+        _assert_same_training(a, b)
+        assert a.exposure == b.exposure
+
+
+def test_exposure_rule_needs_subordinate_statements():
+    sets = _sets(P=3, L=3, seed=0)
+    sub = sets.subordinate
+    sub = {tuple(p) + tuple(a) for p, a in zip(sub.prompts, sub.answers, strict=True)}
+    sets.train_sequences = [s for s in sets.train_sequences if tuple(s) not in sub]
+    cfg = TrainConfig(rule="exposure", progress=False)
+    with pytest.raises(ValueError, match="member 0: rule='exposure' counts presentations"):
+        train_stacked([make_model("nano", VOCAB)], [sets], cfg)
+
+
 def test_trained_models_own_their_weights(tmp_path):
     models = [make_model("pico", VOCAB, seed=k) for k in range(2)]
     sets = _sets(P=2, L=3, seed=0)
