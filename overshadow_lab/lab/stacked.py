@@ -75,7 +75,6 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -83,6 +82,7 @@ from overshadow_lab.configs import override
 from overshadow_lab.device import get_device
 from overshadow_lab.lab import neox
 from overshadow_lab.lab.train import (
+    StopRule,
     TrainConfig,
     TrainResult,
     _Batches,
@@ -439,57 +439,23 @@ class _Member:
         self.recall = _Recall(
             [dom.prompts[i] for i in check], [dom.answers[i] for i in check], device
         )
-        self.history: list[dict] = []
-        self.losses: list[float] = []
-        self.best = float("inf")
-        self.stale = 0
-        self.converged = False
-        self.reason = {"epochs": "epochs", "exposure": "exposures"}.get(cfg.rule, "max_steps")
+        self.rule = StopRule(cfg, self.total, self.data, self.sub_rows)
         self.tokens = 0
         self.steps = 0
         self.seconds = 0.0
 
     def record(self, loss: float, tokens: int, elapsed: float) -> bool:
-        """Book one step; returns whether the member's rule stops it now (the checks and their
-        order are train_model's)."""
-        cfg = self.cfg
+        """Book one step; returns whether the member's rule stops it now (the rule
+        train_model applies: :class:`~overshadow_lab.lab.train.StopRule`)."""
         self.steps += 1
         self.tokens += tokens
-        self.losses.append(loss)
-        step = self.steps
-        done = cfg.rule == "exposure" and self.data.counts[self.sub_rows].min() >= cfg.exposures
-        if step % cfg.eval_every == 0 or step == self.total or done:
-            window = float(np.mean(self.losses[-cfg.eval_every :]))
-            rr = self.recall(self.model)
-            self.history.append(
-                {
-                    "step": step,
-                    "epoch": step / self.data.batches_per_epoch,
-                    "loss": window,
-                    "RR": rr,
-                    "seconds": elapsed,
-                }
-            )
-            if cfg.rule in ("converge", "plateau"):
-                if cfg.rule == "converge" and rr >= cfg.rr_threshold and step >= cfg.min_steps:
-                    self.converged, self.reason = True, "rr_threshold"
-                    return True
-                if window < self.best * (1 - cfg.plateau_tol):
-                    self.best, self.stale = window, 0
-                else:
-                    self.stale += 1
-                    if self.stale >= cfg.patience and step >= cfg.min_steps:
-                        self.converged, self.reason = cfg.rule == "plateau", "plateau"
-                        return True
-        if done:
-            self.converged = True
-            return True
-        return step >= self.total
+        return self.rule.after_step(
+            self.steps, loss, lambda: self.recall(self.model), lambda: elapsed
+        )
 
     def result(self) -> TrainResult:
         cfg = self.cfg
-        if cfg.rule == "epochs":
-            self.converged = bool(self.history and self.history[-1]["RR"] >= cfg.rr_threshold)
+        self.rule.finish()
         self.model.eval()
         if cfg.checkpoint_dir:
             self.model.save_pretrained(cfg.checkpoint_dir, safe_serialization=True)
@@ -498,9 +464,9 @@ class _Member:
             steps=self.steps,
             seconds=self.seconds,
             tokens=self.tokens,
-            converged=self.converged,
-            stop_reason=self.reason,
-            history=pd.DataFrame(self.history, columns=["step", "epoch", "loss", "RR", "seconds"]),
+            converged=self.rule.converged,
+            stop_reason=self.rule.reason,
+            history=self.rule.table(),
             config=cfg,
             exposure=_exposure_summary(self.data.counts, self.sub_rows),
         )

@@ -192,6 +192,78 @@ def _exposure_summary(counts: np.ndarray, sub_rows: np.ndarray) -> dict:
     return out
 
 
+class StopRule:
+    """One run's stopping rule as both trainers apply it: when recall is checked, what a check
+    records, and whether a check or the exposure budget ends the run.
+
+    :func:`train_model` and the stacked trainer's members (:mod:`overshadow_lab.lab.stacked`)
+    both call :meth:`after_step` once per optimizer step, so the four rules cannot drift apart
+    between them. After a step, recall is checked every ``eval_every`` steps, at the last step
+    (``total``) and when the exposure budget is reached; a check appends a row to ``history``
+    (step, epoch, the mean loss since the last check, RR, seconds). The ``converge`` rule stops
+    at the first check with RR at or above ``rr_threshold`` (after ``min_steps``); ``converge``
+    and ``plateau`` stop after ``patience`` checks without a relative improvement of the loss of
+    ``plateau_tol``; ``exposure`` stops once every subordinate statement has been presented
+    ``exposures`` times; every rule stops at ``total``. ``reason`` and ``converged`` say why.
+    """
+
+    def __init__(self, cfg: TrainConfig, total: int, data: _Batches, sub_rows: np.ndarray):
+        self.cfg, self.total, self.data, self.sub_rows = cfg, int(total), data, sub_rows
+        self.losses: list[float] = []
+        self.history: list[dict] = []
+        self.best = float("inf")
+        self.stale = 0
+        self.converged = False
+        self.reason = {"epochs": "epochs", "exposure": "exposures"}.get(cfg.rule, "max_steps")
+
+    def after_step(
+        self, step: int, loss: float, recall: Callable[[], float], clock: Callable[[], float]
+    ) -> bool:
+        """Book step ``step`` (counted from 1) with its training loss; returns whether the run
+        stops now. ``recall()`` is called at a check only; ``clock()`` gives its seconds."""
+        cfg = self.cfg
+        self.losses.append(loss)
+        done = cfg.rule == "exposure" and self.data.counts[self.sub_rows].min() >= cfg.exposures
+        if step % cfg.eval_every == 0 or step == self.total or done:
+            window = float(np.mean(self.losses[-cfg.eval_every :]))
+            rr = recall()
+            self.history.append(
+                {
+                    "step": step,
+                    "epoch": step / self.data.batches_per_epoch,
+                    "loss": window,
+                    "RR": rr,
+                    "seconds": clock(),
+                }
+            )
+            if cfg.rule in ("converge", "plateau"):
+                if cfg.rule == "converge" and rr >= cfg.rr_threshold and step >= cfg.min_steps:
+                    self.converged, self.reason = True, "rr_threshold"
+                    return True
+                if window < self.best * (1 - cfg.plateau_tol):
+                    self.best, self.stale = window, 0
+                else:
+                    self.stale += 1
+                    if self.stale >= cfg.patience and step >= cfg.min_steps:
+                        self.converged, self.reason = cfg.rule == "plateau", "plateau"
+                        return True
+        if done:
+            self.converged = True
+            return True
+        return step >= self.total
+
+    def finish(self) -> None:
+        """After the last step: an ``epochs`` run counts as converged if its last check
+        reached ``rr_threshold``."""
+        if self.cfg.rule == "epochs":
+            last = self.history[-1]["RR"] if self.history else float("nan")
+            self.converged = bool(last >= self.cfg.rr_threshold)
+
+    def table(self) -> pd.DataFrame:
+        """The checks as a table (columns step, epoch, loss, RR, seconds)."""
+        return pd.DataFrame(self.history, columns=["step", "epoch", "loss", "RR", "seconds"])
+
+
 def epoch_steps(n_sequences: int, batch_size: int, epochs: int = 1) -> int:
     """Optimizer steps of ``epochs`` passes over ``n_sequences`` (the last batch may be short)."""
     if batch_size < 1 or n_sequences < 1 or epochs < 0:
@@ -417,18 +489,21 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc=f"train ({cfg.rule})", leave=False, mininterval=1.0)
-    history: list[dict] = []
-    losses: list[float] = []
-    best = float("inf")
-    stale = 0
-    converged = False
-    reason = {"epochs": "epochs", "exposure": "exposures"}.get(cfg.rule, "max_steps")
+    rule = StopRule(cfg, total, data, sub_rows)
     tokens = 0
     step = 0
     model.train()
     if monitor is not None:
         monitor(0, model, None)
     t0 = time.perf_counter()
+
+    def check() -> float:
+        rr = recall()
+        model.train()
+        if bar is not None:
+            bar.set_postfix(loss=f"{np.mean(rule.losses[-cfg.eval_every :]):.3f}", RR=f"{rr:.2f}")
+        return rr
+
     while step < total:
         batch = data.next()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -441,48 +516,19 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
         sched.step()
         step += 1
         tokens += batch.numel()
-        losses.append(float(loss.detach()))
+        value = float(loss.detach())
         if bar is not None:
             bar.update(1)
         if monitor is not None:
-            monitor(step, model, losses[-1])
+            monitor(step, model, value)
             model.train()
-        done = cfg.rule == "exposure" and data.counts[sub_rows].min() >= cfg.exposures
-        if step % cfg.eval_every == 0 or step == total or done:
-            window = float(np.mean(losses[-cfg.eval_every :]))
-            rr = recall()
-            model.train()
-            history.append(
-                {
-                    "step": step,
-                    "epoch": step / data.batches_per_epoch,
-                    "loss": window,
-                    "RR": rr,
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-            if bar is not None:
-                bar.set_postfix(loss=f"{window:.3f}", RR=f"{rr:.2f}")
-            if cfg.rule in ("converge", "plateau"):
-                if cfg.rule == "converge" and rr >= cfg.rr_threshold and step >= cfg.min_steps:
-                    converged, reason = True, "rr_threshold"
-                    break
-                if window < best * (1 - cfg.plateau_tol):
-                    best, stale = window, 0
-                else:
-                    stale += 1
-                    if stale >= cfg.patience and step >= cfg.min_steps:
-                        converged, reason = cfg.rule == "plateau", "plateau"
-                        break
-        if done:
-            converged = True
+        if rule.after_step(step, value, check, lambda: time.perf_counter() - t0):
             break
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
     model.eval()
-    if cfg.rule == "epochs":
-        converged = bool(history and history[-1]["RR"] >= cfg.rr_threshold)
+    rule.finish()
     if cfg.checkpoint_dir:
         Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
         model.save_pretrained(cfg.checkpoint_dir, safe_serialization=True)
@@ -491,9 +537,9 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
         steps=step,
         seconds=seconds,
         tokens=tokens,
-        converged=converged,
-        stop_reason=reason,
-        history=pd.DataFrame(history, columns=["step", "epoch", "loss", "RR", "seconds"]),
+        converged=rule.converged,
+        stop_reason=rule.reason,
+        history=rule.table(),
         config=cfg,
         exposure=_exposure_summary(data.counts, sub_rows),
     )
