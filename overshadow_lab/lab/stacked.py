@@ -86,13 +86,9 @@ from overshadow_lab.lab.train import (
     TrainConfig,
     TrainResult,
     _Batches,
-    _exposure_summary,
-    _lr_lambda,
     _validate,
-    epoch_steps,
-    pass_steps,
     progress_enabled,
-    subordinate_rows,
+    recall_rows,
 )
 
 #: Options every member of a stack must share (they describe the process, not the run).
@@ -412,34 +408,17 @@ class _Member:
             device,
             torch.Generator().manual_seed(int(cfg.seed)),
         )
-        self.sub_rows = subordinate_rows(sets)
-        if cfg.rule == "exposure" and not len(self.sub_rows):
-            raise ValueError(
-                f"member {index}: rule='exposure' counts presentations of the subordinate "
-                f"statements, but none of its sets.train_sequences is a subordinate prompt "
-                f"followed by its answer; use rule='epochs' for this corpus"
-            )
-        if cfg.rule == "epochs":
-            self.total = epoch_steps(
-                len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs)
-            )
-        elif cfg.rule == "exposure":  # a ceiling, as in train_model; the budget stops it
-            self.total = pass_steps(sets.train_sequences, int(cfg.batch_size), int(cfg.exposures))
-        else:
-            self.total = int(cfg.max_steps)
-        schedule = cfg.schedule
-        if schedule == "auto":
-            schedule = "linear" if cfg.rule == "epochs" else "constant"
-        self.factor = _lr_lambda(schedule, int(round(cfg.warmup * self.total)), self.total)
-        dom = sets.dominant
-        check = np.arange(len(dom.prompts))
-        if cfg.rr_sample and len(check) > cfg.rr_sample:
-            rng = np.random.default_rng(int(cfg.seed))
-            check = np.sort(rng.choice(check, cfg.rr_sample, replace=False))
+        try:
+            self.rule = StopRule(cfg, sets, self.data)
+        except ValueError as err:  # say which member
+            raise ValueError(f"member {index}: {err}") from None
+        self.factor = self.rule.lr_factor()
+        rows = recall_rows(cfg, len(sets.dominant.prompts))
         self.recall = _Recall(
-            [dom.prompts[i] for i in check], [dom.answers[i] for i in check], device
+            [sets.dominant.prompts[i] for i in rows],
+            [sets.dominant.answers[i] for i in rows],
+            device,
         )
-        self.rule = StopRule(cfg, self.total, self.data, self.sub_rows)
         self.tokens = 0
         self.steps = 0
         self.seconds = 0.0
@@ -468,7 +447,7 @@ class _Member:
             stop_reason=self.rule.reason,
             history=self.rule.table(),
             config=cfg,
-            exposure=_exposure_summary(self.data.counts, self.sub_rows),
+            exposure=self.rule.exposure(),
         )
 
 
@@ -527,13 +506,13 @@ def train_stacked(
             for k, (m, s, c) in enumerate(zip(models, datasets, configs, strict=True))
         ]
         cores = torch.get_num_threads() if device.type == "cpu" else 1
-        lanes = plan_lanes([m.total for m in members], cores)
+        lanes = plan_lanes([m.rule.total for m in members], cores)
         bar = None
         if progress_enabled(shared.progress):
             from tqdm import tqdm
 
             bar = tqdm(
-                total=sum(m.total for m in members),
+                total=sum(m.rule.total for m in members),
                 desc=f"train ({len(members)} stacked)",
                 unit="member-step",
                 leave=False,
@@ -600,8 +579,7 @@ def _train_lanes(lanes: list[list[_Member]], shared: TrainConfig, device, bar) -
     error is raised here.
     """
     progress = _Progress(bar)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # new threads take their intra-op count from here
+    old = torch.get_num_threads()  # each lane sets torch's count to 1; it is restored below
 
     def lane(members: list[_Member]) -> None:
         torch.set_num_threads(1)

@@ -192,6 +192,16 @@ def _exposure_summary(counts: np.ndarray, sub_rows: np.ndarray) -> dict:
     return out
 
 
+def recall_rows(cfg: TrainConfig, n_prompts: int) -> np.ndarray:
+    """Which of the ``n_prompts`` dominant prompts a run's recall checks use: all of them, or a
+    fixed random subset of ``rr_sample`` (seeded by the run's seed), which keeps checks cheap."""
+    rows = np.arange(n_prompts)
+    if cfg.rr_sample and n_prompts > cfg.rr_sample:
+        rng = np.random.default_rng(int(cfg.seed))
+        rows = np.sort(rng.choice(rows, cfg.rr_sample, replace=False))
+    return rows
+
+
 class StopRule:
     """One run's stopping rule as both trainers apply it: when recall is checked, what a check
     records, and whether a check or the exposure budget ends the run.
@@ -204,10 +214,28 @@ class StopRule:
     at the first check with RR at or above ``rr_threshold`` (after ``min_steps``); ``converge``
     and ``plateau`` stop after ``patience`` checks without a relative improvement of the loss of
     ``plateau_tol``; ``exposure`` stops once every subordinate statement has been presented
-    ``exposures`` times; every rule stops at ``total``. ``reason`` and ``converged`` say why.
+    ``exposures`` times; every rule stops at ``total``, the run's step budget (its epochs, the
+    exposure rule's ceiling or ``max_steps``). ``reason`` and ``converged`` say why.
     """
 
-    def __init__(self, cfg: TrainConfig, total: int, data: _Batches, sub_rows: np.ndarray):
+    def __init__(self, cfg: TrainConfig, sets, data: _Batches):
+        sub_rows = subordinate_rows(sets)
+        if cfg.rule == "exposure" and not len(sub_rows):
+            raise ValueError(
+                "rule='exposure' counts presentations of the subordinate statements, but none of "
+                "sets.train_sequences is a subordinate prompt followed by its answer; use "
+                "rule='epochs' for this corpus"
+            )
+        if cfg.rule == "epochs":
+            total = epoch_steps(len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs))
+        elif cfg.rule == "exposure":
+            # a ceiling: each pass presents every statement once, in batches of one length each
+            # (a corpus of several lengths takes more batches per pass than epoch_steps
+            # counts); the run stops earlier, once the least-seen subordinate statement
+            # reaches the budget
+            total = pass_steps(sets.train_sequences, int(cfg.batch_size), int(cfg.exposures))
+        else:
+            total = int(cfg.max_steps)
         self.cfg, self.total, self.data, self.sub_rows = cfg, int(total), data, sub_rows
         self.losses: list[float] = []
         self.history: list[dict] = []
@@ -258,6 +286,18 @@ class StopRule:
         if self.cfg.rule == "epochs":
             last = self.history[-1]["RR"] if self.history else float("nan")
             self.converged = bool(last >= self.cfg.rr_threshold)
+
+    def lr_factor(self) -> Callable[[int], float]:
+        """The learning rate's multiplier at each step: warm-up over ``warmup`` of the budget,
+        then the schedule (``auto``: linear decay for ``epochs`` runs, constant otherwise)."""
+        schedule = self.cfg.schedule
+        if schedule == "auto":
+            schedule = "linear" if self.cfg.rule == "epochs" else "constant"
+        return _lr_lambda(schedule, int(round(self.cfg.warmup * self.total)), self.total)
+
+    def exposure(self) -> dict:
+        """Least and most presentations so far of the subordinate and the other sequences."""
+        return _exposure_summary(self.data.counts, self.sub_rows)
 
     def table(self) -> pd.DataFrame:
         """The checks as a table (columns step, epoch, loss, RR, seconds)."""
@@ -447,37 +487,15 @@ def train_model(
 
 def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
     bf16 = (device.type == "cuda") if cfg.bf16 is None else bool(cfg.bf16)
-    sub_rows = subordinate_rows(sets)
-    if cfg.rule == "exposure" and not len(sub_rows):
-        raise ValueError(
-            "rule='exposure' counts presentations of the subordinate statements, but none of "
-            "sets.train_sequences is a subordinate prompt followed by its answer; use "
-            "rule='epochs' for this corpus"
-        )
     torch.manual_seed(int(cfg.seed))
     gen = torch.Generator().manual_seed(int(cfg.seed))
     data = _Batches(sets.train_sequences, int(cfg.batch_size), device, gen)
-    if cfg.rule == "epochs":
-        total = epoch_steps(len(sets.train_sequences), int(cfg.batch_size), int(cfg.epochs))
-    elif cfg.rule == "exposure":
-        # a ceiling: each pass presents every statement once, in batches of one length each (a
-        # corpus of several lengths takes more batches per pass than epoch_steps counts); the
-        # run stops earlier, once the least-seen subordinate statement reaches the budget
-        total = pass_steps(sets.train_sequences, int(cfg.batch_size), int(cfg.exposures))
-    else:
-        total = int(cfg.max_steps)
-    schedule = cfg.schedule
-    if schedule == "auto":
-        schedule = "linear" if cfg.rule == "epochs" else "constant"
-    warm = int(round(cfg.warmup * total))
+    rule = StopRule(cfg, sets, data)
+    total = rule.total
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(schedule, warm, total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, rule.lr_factor())
     dom = sets.dominant
-    check = np.arange(len(dom.prompts))
-    if cfg.rr_sample and len(check) > cfg.rr_sample:  # a fixed random subset keeps checks cheap
-        check = np.sort(
-            np.random.default_rng(int(cfg.seed)).choice(check, cfg.rr_sample, replace=False)
-        )
+    check = recall_rows(cfg, len(dom.prompts))
     check_prompts = [dom.prompts[i] for i in check]
     check_answers = [dom.answers[i] for i in check]
 
@@ -489,7 +507,6 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc=f"train ({cfg.rule})", leave=False, mininterval=1.0)
-    rule = StopRule(cfg, total, data, sub_rows)
     tokens = 0
     step = 0
     model.train()
@@ -500,8 +517,6 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
     def check() -> float:
         rr = recall()
         model.train()
-        if bar is not None:
-            bar.set_postfix(loss=f"{np.mean(rule.losses[-cfg.eval_every :]):.3f}", RR=f"{rr:.2f}")
         return rr
 
     while step < total:
@@ -522,7 +537,11 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
         if monitor is not None:
             monitor(step, model, value)
             model.train()
-        if rule.after_step(step, value, check, lambda: time.perf_counter() - t0):
+        stop = rule.after_step(step, value, check, lambda: time.perf_counter() - t0)
+        last = rule.history[-1] if rule.history else None
+        if bar is not None and last is not None and last["step"] == step:  # a check: show it
+            bar.set_postfix(loss=f"{last['loss']:.3f}", RR=f"{last['RR']:.2f}")
+        if stop:
             break
     seconds = time.perf_counter() - t0
     if bar is not None:
@@ -541,7 +560,7 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
         stop_reason=rule.reason,
         history=rule.table(),
         config=cfg,
-        exposure=_exposure_summary(data.counts, sub_rows),
+        exposure=rule.exposure(),
     )
 
 
