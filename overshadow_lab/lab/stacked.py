@@ -45,16 +45,21 @@ differ in data, seed, learning rate, weight decay, batch size, rule and stopping
 
 **Both cores.** On a CPU with several threads for torch, the members are split into one lane
 per core (:func:`plan_lanes`, balanced by their step budgets), and each lane is a stack of its
-own that a thread trains on one intra-op thread. torch releases Python's interpreter lock inside
-its operations, and the autograd engine runs a CPU graph's backward on the thread that asked for
-it, so the lanes compute at the same time; each does the arithmetic a single-threaded process
-would do with its members, so the results are the same to the bit as with ``threads=1``
-(``tests/lab/test_stacked.py``). Why threads and not the one stack on all cores: a small
-model's operations are too small to split well over cores (the output layer's blocks of 65
-rows, for one, ran no faster on two intra-op threads than on one), and why threads and not
-processes: a process per core pays its start-up, importing torch and transformers (seconds), in
-a sweep whose runs last seconds. ``benchmarks/RESULTS.md`` has the measurements. A failing lane
-stops the others at their next step, and its error is raised.
+own trained on one intra-op thread. On Linux (:data:`LANES`) each lane is a forked process: it
+starts at once with the models, data and imports it inherits, and sends back its members'
+weights and run states. Elsewhere each lane is a thread of this process: torch releases Python's
+interpreter lock inside its operations, and the autograd engine runs a CPU graph's backward on
+the thread that asked for it, so the lanes compute at the same time, but they take turns for
+the lock between operations, which a small model's step has many of (two lanes of 4 tiny models
+took 16.7 s as threads, 14.4 s as processes). Either way each lane does the arithmetic a
+single-threaded stack would do with its members, so the results are the same to the bit as with
+``threads=1`` (``tests/lab/test_stacked.py``). Why lanes and not the one stack on all cores: a
+small model's operations are too small to split well over cores (the output layer's blocks of
+65 rows, for one, ran no faster on two intra-op threads than on one); and why forked and not
+spawned processes: a spawned process pays its start-up, importing torch and transformers
+(seconds), in a sweep whose runs last seconds. ``benchmarks/RESULTS.md`` has the measurements.
+A failing lane stops the others at their next step, and its error is raised (with the lane's
+traceback as its cause).
 
 **Members of different shapes and data.** Members must share one model shape (a sweep over S
 gives one stack per size): anything else is refused before any work. Their data may differ:
@@ -67,8 +72,13 @@ padded work, so :func:`plan_stacks` groups runs of one length (:func:`stack_key`
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import multiprocessing.connection
+import pickle
+import sys
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -485,7 +495,8 @@ def train_stacked(
     float rounding) and its :class:`~overshadow_lab.lab.train.TrainResult` is the same, except
     that ``seconds`` is the wall time of the stack until the member stopped (time shared with
     its stack-mates). With more than one torch thread on a CPU (``threads``, default all
-    cores), the members train in one lane per thread (see the module doc, "Both cores").
+    cores), the members train in one lane per thread, a forked process each on Linux (see the
+    module doc, "Both cores").
     Inputs that cannot be stacked (other architectures, different shapes, ``fast=False``) are
     refused before any work, with the reason. Models are trained in place.
     """
@@ -554,6 +565,11 @@ def plan_lanes(steps: Sequence[int], cores: int) -> list[list[int]]:
     return [sorted(lane) for lane in lanes]
 
 
+#: How lanes run on a CPU: ``"fork"``, one forked process per lane (Linux), or ``"threads"``,
+#: one thread per lane in this process (elsewhere); see the module doc, "Both cores".
+LANES = "fork" if sys.platform == "linux" else "threads"
+
+
 class _Progress:
     """A progress bar that several lanes may advance (tqdm's counter is not meant for threads),
     and the flag that tells every lane to stop (another lane failed or was interrupted)."""
@@ -570,7 +586,8 @@ class _Progress:
 
 
 def _train_lanes(lanes: list[list[_Member]], shared: TrainConfig, device, bar) -> None:
-    """Train each lane's members as one stack in a thread of its own, on one intra-op thread.
+    """Train each lane's members as one stack on one intra-op thread: in a forked process
+    each when :data:`LANES` is ``"fork"`` (:func:`_train_lane_processes`), else in a thread each.
 
     torch releases the interpreter lock inside its operations, and the autograd engine runs a
     CPU graph's backward on the thread that asked for it, so the lanes compute at the same
@@ -578,6 +595,9 @@ def _train_lanes(lanes: list[list[_Member]], shared: TrainConfig, device, bar) -
     If a lane fails (or the caller is interrupted), the others stop at their next step and the
     error is raised here.
     """
+    if LANES == "fork":
+        _train_lane_processes(lanes, shared, device, bar)
+        return
     progress = _Progress(bar)
     old = torch.get_num_threads()  # each lane sets torch's count to 1; it is restored below
 
@@ -597,6 +617,137 @@ def _train_lanes(lanes: list[list[_Member]], shared: TrainConfig, device, bar) -
                 raise
     finally:
         torch.set_num_threads(old)
+
+
+class _LaneError(Exception):
+    """The traceback of an error raised in a lane's process (the ``__cause__`` of the error
+    re-raised here), as ``concurrent.futures`` reports a worker's."""
+
+
+class _LaneProgress:
+    """A forked lane's side of the progress: its member-steps in a shared counter (the parent
+    advances the bar) and the event that tells it to stop."""
+
+    def __init__(self, counter, stop):
+        self.counter, self.stop = counter, stop
+
+    def update(self, n: int) -> None:
+        self.counter.value += n  # this lane's own counter: one writer, the parent only reads
+
+
+def _member_state(m: _Member) -> dict:
+    """What the parent needs of a member trained in a lane's process to build its result:
+    its final weights and the counts, history and stopping state of its run."""
+    rule = m.rule
+    return {
+        "weights": [p.detach().clone() for p in m.model.parameters()],
+        "steps": m.steps,
+        "tokens": m.tokens,
+        "seconds": m.seconds,
+        "counts": m.data.counts,
+        "epoch": m.data.epoch,
+        "rule": {k: getattr(rule, k) for k in ("losses", "history", "best", "stale")}
+        | {"converged": rule.converged, "reason": rule.reason},
+    }
+
+
+def _adopt(m: _Member, state: dict) -> None:
+    """Give member ``m`` (in this process, untrained) the state its lane's process sent."""
+    with torch.no_grad():
+        for p, w in zip(m.model.parameters(), state["weights"], strict=True):
+            p.copy_(w)
+    m.steps, m.tokens, m.seconds = state["steps"], state["tokens"], state["seconds"]
+    m.data.counts, m.data.epoch = state["counts"], state["epoch"]
+    for k, v in state["rule"].items():
+        setattr(m.rule, k, v)
+
+
+def _lane_process(members, shared, device, conn, counter, stop) -> None:
+    """A forked lane: train ``members`` as one stack on one thread and send back their states
+    (or the error, with its traceback) through ``conn``."""
+    try:
+        torch.set_num_threads(1)
+        _train(members, shared, device, _LaneProgress(counter, stop))
+        message = (
+            ("stopped", None) if stop.is_set() else ("done", [_member_state(m) for m in members])
+        )
+    except BaseException as err:  # noqa: BLE001 - every error goes back to the parent
+        message = ("error", err, traceback.format_exc())
+    try:
+        data = pickle.dumps(message)
+    except Exception:  # an error that cannot be pickled: its type and text
+        text = f"{type(message[1]).__name__}: {message[1]}"
+        data = pickle.dumps(("error", RuntimeError(text), message[2]))
+    conn.send_bytes(data)
+    conn.close()
+
+
+def _train_lane_processes(lanes: list[list[_Member]], shared: TrainConfig, device, bar) -> None:
+    """Train each lane's members as one stack in a forked process of its own, on one thread.
+
+    Lanes in threads of one process contend for Python's interpreter lock between their
+    operations (a small model's step is many operations); forked processes share nothing and
+    start at once, with the models, data and imports they inherit, so nothing is pickled on the
+    way in. Each sends back its members' weights and run states. The same arithmetic as a
+    single-threaded stack (``tests/lab/test_stacked.py``). If a lane fails (or the caller is
+    interrupted), the others are told to stop, and the error is raised here with the lane's
+    traceback as its cause.
+    """
+    ctx = mp.get_context("fork")
+    stop = ctx.Event()
+    procs, pending, counters = [], {}, []
+    shown = 0
+    try:
+        for members in lanes:
+            recv, send = ctx.Pipe(duplex=False)
+            counter = ctx.RawValue("q", 0)
+            proc = ctx.Process(
+                target=_lane_process,
+                args=(members, shared, device, send, counter, stop),
+                name="stacked-lane",
+                daemon=True,
+            )
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about fork() in a process with threads (a notebook's
+                # kernel has some): the lane runs torch's CPU operations on one thread and
+                # takes no lock another thread could hold, as DataLoader's forked workers do
+                warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead")
+                proc.start()
+            send.close()
+            procs.append(proc)
+            pending[recv] = members
+            counters.append(counter)
+        while pending:
+            ready = mp.connection.wait(list(pending), timeout=0.25)
+            if bar is not None:
+                now = sum(c.value for c in counters)
+                bar.update(now - shown)
+                shown = now
+            for conn in ready:
+                members = pending.pop(conn)
+                try:
+                    message = pickle.loads(conn.recv_bytes())
+                except EOFError:
+                    raise RuntimeError(
+                        "a training lane's process ended without a result (killed, perhaps "
+                        "for memory); train fewer members at once or pass threads=1"
+                    ) from None
+                finally:
+                    conn.close()
+                if message[0] == "error":
+                    raise message[1] from _LaneError(message[2])
+                if message[0] == "done":  # ("stopped" only after a stop this loop set)
+                    for m, state in zip(members, message[1], strict=True):
+                        _adopt(m, state)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
 
 
 def _train(members: list[_Member], shared: TrainConfig, device, progress: _Progress) -> None:

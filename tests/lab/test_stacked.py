@@ -1,9 +1,11 @@
 """Training models stacked gives each member what training it alone gives (overshadow_lab.lab.stacked)."""
 
+import os
+
 import pytest
 import torch
 
-from overshadow_lab.lab import neox
+from overshadow_lab.lab import neox, stacked
 from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import make_model
 from overshadow_lab.lab.stacked import (
@@ -331,9 +333,15 @@ def _lane_runs():
     return sets, configs
 
 
-def test_lanes_on_two_cores_train_exactly_as_one_stack_on_one():
-    """Two lanes (threads, one intra-op thread each) and one single-threaded stack do the same
-    arithmetic for each member: the same weights and histories, to the bit."""
+LANE_MODES = ["threads"] + (["fork"] if stacked.LANES == "fork" else [])
+
+
+@pytest.mark.parametrize("mode", LANE_MODES)
+def test_lanes_on_two_cores_train_exactly_as_one_stack_on_one(mode, monkeypatch):
+    """Two lanes (forked processes or threads, one intra-op thread each) and one
+    single-threaded stack do the same arithmetic for each member: the same weights, histories
+    and exposure counts, to the bit."""
+    monkeypatch.setattr(stacked, "LANES", mode)
     sets, configs = _lane_runs()
     runs = {}
     caller = torch.get_num_threads()
@@ -342,36 +350,71 @@ def test_lanes_on_two_cores_train_exactly_as_one_stack_on_one():
         runs[threads] = train_stacked(models, sets, configs, threads=threads)
     for one, two in zip(runs[1], runs[2], strict=True):
         assert (one.steps, one.tokens, one.stop_reason) == (two.steps, two.tokens, two.stop_reason)
-        cols = ["step", "loss", "RR"]
+        assert (one.converged, one.exposure) == (two.converged, two.exposure)
+        cols = ["step", "epoch", "loss", "RR"]
         assert one.history[cols].equals(two.history[cols])
         for p, q in zip(one.model.parameters(), two.model.parameters(), strict=True):
             assert torch.equal(p, q)
+        assert not two.model.training
     assert torch.get_num_threads() == caller  # the caller's threads are back
 
 
-def test_a_failing_lane_stops_the_others_and_raises(monkeypatch):
-    """Member 1 fails at its third step; the lane of members 0 and 2 would train for 10,000
-    steps (nothing can stop it earlier at this learning rate) unless told to stop."""
+def _endless_runs():
+    """The lane runs made to train 10,000 steps (nothing can stop them earlier at this
+    learning rate) unless told to stop."""
     sets, configs = _lane_runs()
     configs = [
         TrainConfig(**{**vars(c), "rule": "converge", "max_steps": 10**4, "lr": 1e-12})
         for c in configs
     ]
     configs = [TrainConfig(**{**vars(c), "patience": 10**6}) for c in configs]
+    assert plan_lanes([10**4] * 3, cores=2) == [[0, 2], [1]]
+    return sets, configs
+
+
+@pytest.mark.parametrize("mode", LANE_MODES)
+def test_a_failing_lane_stops_the_others_and_raises(mode, monkeypatch, tmp_path):
+    """Member 1 fails at its third step; the lane of members 0 and 2 stops long before its
+    10,000 steps. Each step is written to a file, which a forked lane shares with this test."""
+    monkeypatch.setattr(stacked, "LANES", mode)
+    sets, configs = _endless_runs()
     record = _Member.record
-    steps: dict[int, int] = {}
+    log = tmp_path / "steps.txt"
 
     def failing(self, loss, tokens, elapsed):
-        steps[self.index] = self.steps + 1
+        with log.open("a") as f:
+            f.write(f"{self.index} {self.steps + 1}\n")
         if self.index == 1 and self.steps == 2:
             raise RuntimeError("member 1 broke")
         return record(self, loss, tokens, elapsed)
 
     monkeypatch.setattr(_Member, "record", failing)
-    assert plan_lanes([10**4] * 3, cores=2) == [[0, 2], [1]]
     models = [make_model("nano", VOCAB, seed=k) for k in range(3)]
     threads = torch.get_num_threads()
-    with pytest.raises(RuntimeError, match="member 1 broke"):
+    with pytest.raises(RuntimeError, match="member 1 broke") as err:
         train_stacked(models, sets, configs, threads=2)
+    if mode == "fork":  # the lane's own traceback comes along as the cause
+        assert "in failing" in str(err.value.__cause__)
+    steps: dict[int, int] = {}
+    for index, step in (map(int, line.split()) for line in log.read_text().splitlines()):
+        steps[index] = max(steps.get(index, 0), step)
     assert steps[1] == 3 and max(steps[0], steps[2]) < 1000  # stopped early, not at 10,000
     assert torch.get_num_threads() == threads  # the caller's threads are back
+
+
+@pytest.mark.skipif(stacked.LANES != "fork", reason="lanes are threads on this platform")
+def test_a_lane_process_that_dies_is_reported(monkeypatch):
+    """A lane's process that ends without sending a result (killed, say, for memory) is an
+    error that says so, and the other lane is stopped."""
+    sets, configs = _endless_runs()
+    record = _Member.record
+
+    def dying(self, loss, tokens, elapsed):
+        if self.index == 1 and self.steps == 2:
+            os._exit(1)
+        return record(self, loss, tokens, elapsed)
+
+    monkeypatch.setattr(_Member, "record", dying)
+    models = [make_model("nano", VOCAB, seed=k) for k in range(3)]
+    with pytest.raises(RuntimeError, match="ended without a result"):
+        train_stacked(models, sets, configs, threads=2)
