@@ -5,8 +5,8 @@ step is small and the transformers forward spends much of it on generality the l
 need: building attention masks, recomputing rotary tables, output bookkeeping, dropout layers
 with probability zero. :func:`hidden_states` computes the same function from the same
 parameters with plain tensor operations: no mask (causal attention on full rows), rotary tables
-computed once per sequence length, and the rotation of the rotary dimensions written as a small
-matrix product instead of slicing and concatenating.
+computed once per sequence length, and the rotation of the rotary dimensions written as one
+matrix product over every head's query and key instead of slicing and concatenating.
 
 :func:`stacked_hidden_states` computes the same for ``K`` models of one shape at once, their
 parameters stacked along a leading dimension (the stacked trainer, :mod:`overshadow_lab.lab.stacked`).
@@ -40,8 +40,10 @@ def supported(model) -> bool:
 
 
 def _tables(model, length: int, device, dtype):
-    """Rotary cosines and sines over the whole head (1 and 0 past the rotary dimensions) and
-    the matrix ``R`` with ``x @ R == rotate_half`` on the rotary dimensions (0 elsewhere)."""
+    """Rotary cosines and sines over a head's query and key side by side, ``[length, 1,
+    2 * head]`` (1 and 0 past the rotary dimensions), and the ``[2 * head, 2 * head]`` matrix
+    ``R`` with ``qk @ R == rotate_half`` on the rotary dimensions of each (0 elsewhere): one
+    head's query and key rotate together as one row of ``2 * head`` numbers."""
     attention = model.gpt_neox.layers[0].attention
     head, rot = attention.head_size, attention.rotary_ndims
     rope = model.config.rope_parameters
@@ -52,22 +54,35 @@ def _tables(model, length: int, device, dtype):
         probe = torch.zeros((), device=device, dtype=torch.float32)
         with torch.no_grad():
             cos, sin = model.gpt_neox.rotary_emb(probe, position_ids=positions)
-        cos_full = torch.ones(length, head, device=device, dtype=dtype)
-        sin_full = torch.zeros(length, head, device=device, dtype=dtype)
-        cos_full[:, :rot] = cos[0].to(dtype)
-        sin_full[:, :rot] = sin[0].to(dtype)
-        rotate = torch.zeros(head, head, device=device, dtype=dtype)
+        cos_full = torch.ones(length, 2 * head, device=device, dtype=dtype)
+        sin_full = torch.zeros(length, 2 * head, device=device, dtype=dtype)
+        rotate = torch.zeros(2 * head, 2 * head, device=device, dtype=dtype)
         half = rot // 2
         idx = torch.arange(half, device=device)
-        rotate[idx + half, idx] = -1.0  # output j < half takes -x[j + half]
-        rotate[idx, idx + half] = 1.0  # output j >= half takes x[j - half]
-        tables = (cos_full, sin_full, rotate)
+        for start in (0, head):  # the query's dimensions, then the key's
+            cos_full[:, start : start + rot] = cos[0].to(dtype)
+            sin_full[:, start : start + rot] = sin[0].to(dtype)
+            rotate[start + idx + half, start + idx] = -1.0  # output j < half takes -x[j + half]
+            rotate[start + idx, start + idx + half] = 1.0  # output j >= half takes x[j - half]
+        tables = (cos_full[:, None], sin_full[:, None], rotate)
         if len(_TABLES) > 64:
             _TABLES.clear()
         _TABLES[key] = tables
     # the local tuple, not a second look-up: another thread (train_stacked's lanes) may clear
     # the cache in between
     return tables
+
+
+def _rotate(qkv: torch.Tensor, size: int, cos, sin, rotate):
+    """Queries and keys rotated, and values, from ``qkv`` ``[..., T, heads, 3 * size]`` (each
+    head's query, key and value side by side, as GPT-NeoX lays them out): each ``[..., T,
+    heads, size]``. The rotation of all heads' queries and keys is one matrix product over
+    rows of ``2 * size`` numbers (strided rows of ``qkv``, no copy), not a product per head and
+    position."""
+    qk, v = qkv.split([2 * size, size], dim=-1)
+    qk = qk * cos + (qk @ rotate) * sin
+    q, k = qk.split(size, dim=-1)
+    return q, k, v
 
 
 def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
@@ -98,9 +113,8 @@ def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
         att, ln1 = layer.attention, layer.input_layernorm
         h = F.layer_norm(x, (d,), ln1.weight, ln1.bias, ln1.eps)
         qkv = F.linear(h, att.query_key_value.weight, att.query_key_value.bias)
-        q, k, v = qkv.view(batch, length, heads, 3 * size).transpose(1, 2).split(size, dim=-1)
-        q = q * cos + (q @ rotate) * sin
-        k = k * cos + (k @ rotate) * sin
+        qkv = qkv.view(batch, length, heads, 3 * size)
+        q, k, v = (t.transpose(1, 2) for t in _rotate(qkv, size, cos, sin, rotate))
         o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=att.scaling)
         o = F.linear(o.transpose(1, 2).reshape(batch, length, d), att.dense.weight, att.dense.bias)
         if layer.use_parallel_residual:  # attention and MLP both read the layer's input
@@ -148,11 +162,8 @@ def stacked_hidden_states(
     for i, layer in enumerate(base.layers):
         prefix = f"gpt_neox.layers.{i}."
         qkv = linear(norm(x, prefix + "input_layernorm"), prefix + "attention.query_key_value")
-        q, k, v = (
-            qkv.view(members * batch, length, heads, 3 * size).transpose(1, 2).split(size, dim=-1)
-        )
-        q = q * cos + (q @ rotate) * sin
-        k = k * cos + (k @ rotate) * sin
+        qkv = qkv.view(members * batch, length, heads, 3 * size)
+        q, k, v = (t.transpose(1, 2) for t in _rotate(qkv, size, cos, sin, rotate))
         scale = layer.attention.scaling
         o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
         o = o.transpose(1, 2).reshape(members, batch * length, d)
