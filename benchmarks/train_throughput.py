@@ -17,8 +17,8 @@ size, same number of optimizer steps; prints tokens/s of each side by side and t
    them with one call of :func:`~overshadow_lab.lab.stacked.train_stacked` in this process, as
    a notebook would: runs that share a model shape and sequence length form one stack
    (:func:`~overshadow_lab.lab.stacked.plan_stacks`), which it splits into one lane per core,
-   each lane a stack trained by a thread of its own on one intra-op thread
-   (:func:`~overshadow_lab.lab.stacked.plan_lanes`). ``lab, one process per core`` is how
+   each lane a stack trained on one intra-op thread by a forked process of its own (a thread
+   where fork is not used; :func:`~overshadow_lab.lab.stacked.plan_lanes`). ``lab, one process per core`` is how
    ``run_sweep`` trains them today, one run at a time per single-threaded spawned worker. Both
    include building corpora and models, and the second the workers' start-up. With the
    Trainer, which has neither mode, the runs go one after another with all cores. The three run
@@ -192,9 +192,10 @@ def lab_sweep(args) -> dict:
 
 
 def lab_stacked_sweep(args) -> dict:
-    """The sweep's runs trained by :func:`train_stacked` in this process: runs that share a
-    model shape and sequence length form one stack (:func:`plan_stacks`), which trains in one
-    lane per core; building corpora and models included."""
+    """The sweep's runs trained by one call of :func:`train_stacked` per stack: runs that
+    share a model shape and sequence length form one stack (:func:`plan_stacks`), which trains
+    in one lane per core (forked from this process on Linux); building corpora and models
+    included."""
     t0 = time.perf_counter()
     runs = [
         {"size": size, "P": P, "L": L, "seed": seed, "span_len": 1, "answer_len": 1}
