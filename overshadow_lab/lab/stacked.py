@@ -709,8 +709,8 @@ def _train_lane_processes(lanes: list[list[_Member]], shared: TrainConfig, devic
             )
             with warnings.catch_warnings():
                 # Python 3.12+ warns about fork() in a process with threads (a notebook's
-                # kernel has some): the lane runs torch's CPU operations on one thread and
-                # takes no lock another thread could hold, as DataLoader's forked workers do
+                # kernel has some). The lane only runs torch's CPU operations, on one thread,
+                # and sends through its own pipe: what DataLoader's forked workers also do
                 warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead")
                 proc.start()
             send.close()
