@@ -403,18 +403,23 @@ def test_a_failing_lane_stops_the_others_and_raises(mode, monkeypatch, tmp_path)
 
 
 @pytest.mark.skipif(stacked.LANES != "fork", reason="lanes are threads on this platform")
-def test_a_lane_process_that_dies_is_reported(monkeypatch):
+def test_a_lane_process_that_dies_is_reported(monkeypatch, tmp_path):
     """A lane's process that ends without sending a result (killed, say, for memory) is an
-    error that says so, and the other lane is stopped."""
+    error that says so, and the other lane is stopped long before its 10,000 steps."""
     sets, configs = _endless_runs()
     record = _Member.record
+    log = tmp_path / "steps.txt"
 
     def dying(self, loss, tokens, elapsed):
         if self.index == 1 and self.steps == 2:
             os._exit(1)
+        if self.index == 0:
+            with log.open("a") as f:
+                f.write(f"{self.steps + 1}\n")
         return record(self, loss, tokens, elapsed)
 
     monkeypatch.setattr(_Member, "record", dying)
     models = [make_model("nano", VOCAB, seed=k) for k in range(3)]
     with pytest.raises(RuntimeError, match="ended without a result"):
         train_stacked(models, sets, configs, threads=2)
+    assert max(map(int, log.read_text().split())) < 1000  # member 0's lane stopped early
