@@ -14,12 +14,12 @@ size, same number of optimizer steps; prints tokens/s of each side by side and t
    ``F.cross_entropy``, which shows what the lean GPT-NeoX forward and the fused output layer +
    loss add.
 2. A sweep: ``--runs`` runs (P values x seeds, each ``--steps`` steps). ``lab, stacked`` trains
-   them with one call of :func:`~overshadow_lab.lab.stacked.train_stacked` in this process, as
-   a notebook would: runs that share a model shape and sequence length form one stack
+   them with one call of :func:`~overshadow_lab.lab.stacked.train_stacked` from this process,
+   as a notebook would: runs that share a model shape and sequence length form one stack
    (:func:`~overshadow_lab.lab.stacked.plan_stacks`), which it splits into one lane per core,
    each lane a stack trained on one intra-op thread by a forked process of its own (a thread
-   where fork is not used; :func:`~overshadow_lab.lab.stacked.plan_lanes`). ``lab, one process per core`` is how
-   ``run_sweep`` trains them today, one run at a time per single-threaded spawned worker. Both
+   where fork is not used; :func:`~overshadow_lab.lab.stacked.plan_lanes`).
+   ``lab, one process per core`` is how ``run_sweep`` trains them today, one run at a time per single-threaded spawned worker. Both
    include building corpora and models, and the second the workers' start-up. With the
    Trainer, which has neither mode, the runs go one after another with all cores. The three run
    ``--sweep-repeats`` rounds, interleaved, and the fastest round of each counts. Each lab

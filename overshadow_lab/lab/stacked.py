@@ -638,7 +638,6 @@ class _LaneProgress:
 def _member_state(m: _Member) -> dict:
     """What the parent needs of a member trained in a lane's process to build its result:
     its final weights and the counts, history and stopping state of its run."""
-    rule = m.rule
     return {
         "weights": [p.detach().clone() for p in m.model.parameters()],
         "steps": m.steps,
@@ -646,8 +645,8 @@ def _member_state(m: _Member) -> dict:
         "seconds": m.seconds,
         "counts": m.data.counts,
         "epoch": m.data.epoch,
-        "rule": {k: getattr(rule, k) for k in ("losses", "history", "best", "stale")}
-        | {"converged": rule.converged, "reason": rule.reason},
+        # everything the rule has recorded; its inputs (config, batcher, rows) stay here
+        "rule": {k: v for k, v in vars(m.rule).items() if k not in ("cfg", "data", "sub_rows")},
     }
 
 

@@ -538,8 +538,8 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
             monitor(step, model, value)
             model.train()
         stop = rule.after_step(step, value, check, lambda: time.perf_counter() - t0)
-        last = rule.history[-1] if rule.history else None
-        if bar is not None and last is not None and last["step"] == step:  # a check: show it
+        if bar is not None and rule.history and rule.history[-1]["step"] == step:  # a check
+            last = rule.history[-1]
             bar.set_postfix(loss=f"{last['loss']:.3f}", RR=f"{last['RR']:.2f}")
         if stop:
             break
