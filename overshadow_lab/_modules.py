@@ -55,6 +55,8 @@ PARTS: dict[str, dict[str, str]] = {
         "on a schedule of steps",
         "overshadow_lab.lab.grids": "the recorded grids of the Data imbalance chapter, and their "
         "seeded re-check",
+        "overshadow_lab.lab.prefixes": "positions of a batch that share their whole prefix, so "
+        "the output layer runs once for them",
         "overshadow_lab.lab.stacked": "several same-shape models trained in one step (batched "
         "products), equal to one at a time",
         "overshadow_lab.lab.sweep": "resumable, shardable sweeps over P, L or model size S",

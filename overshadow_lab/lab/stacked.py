@@ -18,9 +18,11 @@ written once more with a leading member dimension, and is tested against it.
 
 **The output layer** (:class:`StackedLinearCrossEntropy`) is where a small model spends most:
 a vocabulary of thousands against a hidden size of tens. It works member by member and block of
-rows by block, so that each block of logits is made, turned into probabilities, turned into the
-gradient and multiplied back while it is still in the core's cache; the gradients are ready when
-the forward ends. Stacking all members' logits instead would make one tensor too large for any
+rows by block, so that each block of logits is made, turned into probabilities and multiplied
+back while it is still in the core's cache; the gradients are ready when the forward ends.
+Positions of a batch that share their whole prefix share their hidden state, so their output
+row is computed once (:mod:`overshadow_lab.lab.prefixes`: about a fifth of a lab batch's
+positions). Stacking all members' logits instead would make one tensor too large for any
 cache, and each of the passes over it would go to memory.
 
 **Memory layout.** The weights of all members live in one ``[K, N]`` buffer, one row per
@@ -91,6 +93,7 @@ import torch.nn.functional as F
 from overshadow_lab.configs import override
 from overshadow_lab.device import get_device
 from overshadow_lab.lab import neox
+from overshadow_lab.lab.prefixes import identity_groups, prefix_groups
 from overshadow_lab.lab.train import (
     StopRule,
     TrainConfig,
@@ -253,47 +256,70 @@ class StackedLinearCrossEntropy(torch.autograd.Function):
 
     :class:`~overshadow_lab.lab.train.LinearCrossEntropy` with a leading member dimension:
     ``h`` is ``[K, M, d]``, ``weight`` ``[K, V, d]``, ``target`` ``[K, M]`` (``-100`` ignored);
-    returns the ``K`` losses. The logits are the one large tensor of a small model's step (a
-    vocabulary of thousands against a hidden size of tens), so they are made member by member
-    and block of rows by block (:data:`CHUNK_FLOATS`), turned into probabilities by one fused
-    softmax, into the gradient in place and multiplied back through ``W`` at once, while they
-    are still in the CPU's cache; the gradients are kept for the backward, which only scales
-    them. Stacking the logits of all members instead would make a tensor too large for the
-    cache, and every pass over it would go to memory.
+    returns the ``K`` losses. ``groups``, when given, holds each member's
+    :class:`~overshadow_lab.lab.prefixes.PrefixGroups`: rows of one group share their hidden
+    state, and the output layer runs once per group (from its first row). The logits are the
+    one large tensor of a small model's step (a vocabulary of thousands against a hidden size of
+    tens), so they are made member by member and block of rows by block (:data:`CHUNK_FLOATS`),
+    turned into probabilities by one fused softmax and multiplied back through ``W`` at once,
+    while they are still in the CPU's cache; the targets' part of the gradient
+    (``-onehot(t) @ W == -W[t]``) never touches the logits. The gradients are ready when the
+    forward ends and kept for the backward, which only scales them. Stacking the logits of all
+    members instead would make a tensor too large for the cache, and every pass over it would
+    go to memory.
     """
 
     @staticmethod
-    def forward(ctx, h, weight, target):
+    def forward(ctx, h, weight, target, groups=None):
+        members, rows, vocab = h.shape[0], h.shape[1], weight.shape[1]
         keep = target != IGNORE
-        safe = torch.where(keep, target, torch.zeros_like(target))[..., None]
+        safe = torch.where(keep, target, torch.zeros_like(target))
         n = keep.sum(dim=1).clamp(min=1)
-        scale = (keep.to(h.dtype) / n[:, None].to(h.dtype))[..., None]
+        scale = keep.to(h.dtype) / n[:, None].to(h.dtype)  # d loss_k / d logit-row, per row
         grad_h = torch.empty_like(h)
         grad_w = torch.empty_like(weight)
-        nll = torch.empty(target.shape, dtype=h.dtype, device=h.device)
-        minus_one = torch.full_like(safe[0], -1.0, dtype=h.dtype)
-        rows = max(16, CHUNK_FLOATS // weight.shape[1])
-        for k in range(h.shape[0]):
-            for r in range(0, h.shape[1], rows):
-                part = slice(r, r + rows)
-                hk, target_k = h[k, part], safe[k, part]
-                logits = hk @ weight[k].t()
-                g = torch.softmax(logits, dim=1)
-                picked = g.gather(1, target_k).squeeze(1)
-                if bool((picked > 0).all()):
-                    torch.log(picked, out=nll[k, part]).neg_()
-                else:  # a target's probability underflowed: its loss from the logits themselves
-                    lse = torch.logsumexp(logits, dim=1)
-                    nll[k, part] = lse - logits.gather(1, target_k).squeeze(1)
-                del logits
-                g.scatter_add_(1, target_k, minus_one[: len(target_k)])
-                torch.mm(g, weight[k], out=grad_h[k, part])
-                if r == 0:
-                    torch.mm(g.t(), hk * scale[k, part], out=grad_w[k])
+        loss = torch.empty(members, dtype=h.dtype, device=h.device)
+        block = max(16, CHUNK_FLOATS // vocab)
+        for k in range(members):
+            g = identity_groups(rows, h.device) if groups is None else groups[k]
+            distinct = h[k].index_select(0, g.first)
+            weight_of = torch.zeros(g.distinct, dtype=h.dtype, device=h.device)
+            weight_of.index_add_(0, g.inverse, scale[k])
+            weighted = distinct * weight_of[:, None]
+            blocks = -(-g.distinct // block)
+            size = -(-g.distinct // blocks)  # blocks of equal size
+            # each row's target probability is read from its block: rows sorted by block
+            order = torch.argsort(g.inverse, stable=True)
+            local = g.inverse[order]
+            ends = torch.searchsorted(local, torch.arange(1, blocks + 1, device=h.device) * size)
+            where = (local % size) * vocab + safe[k, order]
+            picked = torch.empty(rows, dtype=h.dtype, device=h.device)
+            back = torch.empty_like(distinct)
+            start = 0
+            for b, end in enumerate(ends.tolist()):
+                part = slice(b * size, (b + 1) * size)
+                probs = torch.softmax(distinct[part] @ weight[k].t(), dim=1)
+                torch.take(probs, where[start:end], out=picked[start:end])
+                torch.mm(probs, weight[k], out=back[part])
+                if b == 0:
+                    torch.mm(probs.t(), weighted[part], out=grad_w[k])
                 else:
-                    grad_w[k].addmm_(g.t(), hk * scale[k, part])
-        grad_h *= scale
-        loss = (nll * keep).sum(dim=1) / n
+                    grad_w[k].addmm_(probs.t(), weighted[part])
+                start = end
+            nll = picked.log().neg_()
+            lost = picked == 0
+            if bool(lost.any()):  # a target's probability underflowed: from the logits instead
+                which = order[lost]
+                logits = h[k, which] @ weight[k].t()
+                nll[lost] = (
+                    torch.logsumexp(logits, 1) - logits.gather(1, safe[k, which, None])[:, 0]
+                )
+            loss[k] = (nll * scale[k, order]).sum()
+            grad_w[k].index_add_(0, safe[k], h[k] * scale[k, :, None], alpha=-1.0)
+            torch.sub(
+                back.index_select(0, g.inverse), weight[k].index_select(0, safe[k]), out=grad_h[k]
+            )
+        grad_h *= scale[..., None]
         ctx.save_for_backward(grad_h, grad_w)
         return loss
 
@@ -304,7 +330,7 @@ class StackedLinearCrossEntropy(torch.autograd.Function):
         if not bool((grad_loss == 1).all()):  # the losses were weighted: scale each member
             grad_h = grad_h * grad_loss[:, None, None]
             grad_w = grad_w * grad_loss[:, None, None]
-        return grad_h, grad_w, None
+        return grad_h, grad_w, None, None
 
 
 class _Stack:
@@ -775,7 +801,11 @@ def _train(members: list[_Member], shared: TrainConfig, device, progress: _Progr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             hidden = neox.stacked_hidden_states(shape, stack.weights, inputs)
         # the output layer and the loss in float32, as train_model's fused loss
-        losses = StackedLinearCrossEntropy.apply(hidden.float(), stack.weights[head_name], targets)
+        # positions that share their prefix share their hidden state: one output row for them
+        groups = [prefix_groups(ids) for ids in inputs.reshape(len(active), -1, inputs.shape[-1])]
+        losses = StackedLinearCrossEntropy.apply(
+            hidden.float(), stack.weights[head_name], targets, groups
+        )
         stack.grads.zero_()
         losses.sum().backward()  # (the caller filters the gradient-layout warning)
         clips = [m.cfg.grad_clip or float("inf") for m in active]

@@ -8,6 +8,7 @@ import torch
 from overshadow_lab.lab import neox, stacked
 from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import make_model
+from overshadow_lab.lab.prefixes import prefix_groups
 from overshadow_lab.lab.stacked import (
     StackedLinearCrossEntropy,
     _Member,
@@ -231,6 +232,28 @@ def test_stacked_loss_matches_the_fused_loss_per_member():
         for k in range(3)
     ]
     torch.testing.assert_close(losses, torch.stack(plain), rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_loss_with_prefix_groups_equals_the_loss_without():
+    """Members whose rows repeat prefixes (equal hidden states) give the same losses and
+    gradients when each prefix's output row is computed once, padding included."""
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(0, 3, (2, 40, 4), generator=g)  # a small vocabulary: many repeats
+    groups = [prefix_groups(ids[k]) for k in range(2)]
+    h = torch.stack([torch.randn(gr.distinct, 8, generator=g)[gr.inverse] for gr in groups])
+    h.requires_grad_()
+    w = torch.randn(2, 300, 8, generator=g, requires_grad=True)
+    target = torch.randint(0, 300, (2, 160), generator=g)
+    target[1, 150:] = -100
+    weights = torch.tensor([1.0, 0.5])
+    grouped = StackedLinearCrossEntropy.apply(h, w, target, groups)
+    mine = torch.autograd.grad((grouped * weights).sum(), (h, w))
+    plain = StackedLinearCrossEntropy.apply(h, w, target)
+    theirs = torch.autograd.grad((plain * weights).sum(), (h, w))
+    assert all(gr.distinct < 0.8 * gr.rows for gr in groups)
+    torch.testing.assert_close(grouped, plain)
+    for a, b in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_loss_survives_an_underflowing_probability():
