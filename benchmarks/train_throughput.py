@@ -19,9 +19,10 @@ size, same number of optimizer steps; prints tokens/s of each side by side and t
    (:func:`~overshadow_lab.lab.stacked.plan_stacks`), which it splits into one lane per core,
    each lane a stack trained on one intra-op thread by a forked process of its own (a thread
    where fork is not used; :func:`~overshadow_lab.lab.stacked.plan_lanes`).
-   ``lab, one process per core`` is how ``run_sweep`` trains them today, one run at a time per single-threaded spawned worker. Both
-   include building corpora and models, and the second the workers' start-up. With the
-   Trainer, which has neither mode, the runs go one after another with all cores. The three run
+   ``lab, one process per core`` is how ``run_sweep`` trains them today, one run at a time
+   per single-threaded spawned worker. Both include building corpora and models, and the
+   second the workers' start-up. With the Trainer, which has neither mode, the runs go one
+   after another with all cores. The three run
    ``--sweep-repeats`` rounds, interleaved, and the fastest round of each counts. Each lab
    contender also reports its seconds of training alone (for the workers, the busiest one's),
    and the last ratios put those against the Trainer's seconds, which count training only.

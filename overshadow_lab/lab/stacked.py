@@ -109,7 +109,7 @@ SHARED_OPTIONS = ("device", "bf16", "threads", "progress")
 
 IGNORE = -100
 #: Logits per block of the output layer (``rows x vocabulary``): 512 KiB of floats, so that a
-#: block stays in the core's cache from its matrix product to its gradient.
+#: block stays in the core's cache from its matrix product to the products back through ``W``.
 CHUNK_FLOATS = 1 << 17
 
 
@@ -802,7 +802,7 @@ def _train(members: list[_Member], shared: TrainConfig, device, progress: _Progr
             hidden = neox.stacked_hidden_states(shape, stack.weights, inputs)
         # the output layer and the loss in float32, as train_model's fused loss
         # positions that share their prefix share their hidden state: one output row for them
-        groups = [prefix_groups(ids) for ids in inputs.reshape(len(active), -1, inputs.shape[-1])]
+        groups = [prefix_groups(ids) for ids in inputs]
         losses = StackedLinearCrossEntropy.apply(
             hidden.float(), stack.weights[head_name], targets, groups
         )
