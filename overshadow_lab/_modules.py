@@ -48,6 +48,8 @@ PARTS: dict[str, dict[str, str]] = {
         "overshadow_lab.lab.data": "synthetic knowledge sets with a controlled imbalance",
         "overshadow_lab.lab.models": "causal language models by size name, hub id or folder",
         "overshadow_lab.lab.neox": "a lean GPT-NeoX training forward, checked against transformers",
+        "overshadow_lab.lab.short_attention": "causal attention for short sequences as a small "
+        "C kernel built on first use (torch's attention where it cannot be)",
         "overshadow_lab.lab.train": "the training loop: causal LM loss, AdamW, stopping rules",
         "overshadow_lab.lab.protocols": "the named training protocols (fixed epochs, equal "
         "exposure, loss plateau, recall), each with its rationale",

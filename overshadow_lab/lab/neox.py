@@ -5,8 +5,10 @@ step is small and the transformers forward spends much of it on generality the l
 need: building attention masks, recomputing rotary tables, output bookkeeping, dropout layers
 with probability zero. :func:`hidden_states` computes the same function from the same
 parameters with plain tensor operations: no mask (causal attention on full rows), rotary tables
-computed once per sequence length, and the rotation of the rotary dimensions written as one
-matrix product over every head's query and key instead of slicing and concatenating.
+computed once per sequence length, and the rotation and the attention in one call of a small C
+kernel made for sequences of a few tokens (:mod:`overshadow_lab.lab.short_attention`). Where
+that kernel cannot be built, the rotation is one matrix product over every head's query and key
+and the attention is torch's ``scaled_dot_product_attention``.
 
 :func:`stacked_hidden_states` computes the same for ``K`` models of one shape at once, their
 parameters stacked along a leading dimension (the stacked trainer, :mod:`overshadow_lab.lab.stacked`).
@@ -22,7 +24,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+from overshadow_lab.lab import short_attention
+
+_TABLES: dict[tuple, tuple[torch.Tensor, ...]] = {}
 
 
 def supported(model) -> bool:
@@ -43,7 +47,9 @@ def _tables(model, length: int, device, dtype):
     """Rotary cosines and sines over a head's query and key side by side, ``[length, 1,
     2 * head]`` (1 and 0 past the rotary dimensions), and the ``[2 * head, 2 * head]`` matrix
     ``R`` with ``qk @ R == rotate_half`` on the rotary dimensions of each (0 elsewhere): one
-    head's query and key rotate together as one row of ``2 * head`` numbers."""
+    head's query and key rotate together as one row of ``2 * head`` numbers. Then the cosines
+    and sines of the rotary dimensions alone, ``[length, rotary]``, as the short-attention
+    kernel takes them (:mod:`overshadow_lab.lab.short_attention`)."""
     attention = model.gpt_neox.layers[0].attention
     head, rot = attention.head_size, attention.rotary_ndims
     rope = model.config.rope_parameters
@@ -64,7 +70,13 @@ def _tables(model, length: int, device, dtype):
             sin_full[:, start : start + rot] = sin[0].to(dtype)
             rotate[start + idx + half, start + idx] = -1.0  # output j < half takes -x[j + half]
             rotate[start + idx, start + idx + half] = 1.0  # output j >= half takes x[j - half]
-        tables = (cos_full[:, None], sin_full[:, None], rotate)
+        tables = (
+            cos_full[:, None],
+            sin_full[:, None],
+            rotate,
+            cos[0].to(dtype).contiguous(),
+            sin[0].to(dtype).contiguous(),
+        )
         if len(_TABLES) > 64:
             _TABLES.clear()
         _TABLES[key] = tables
@@ -85,6 +97,21 @@ def _rotate(qkv: torch.Tensor, size: int, cos, sin, rotate):
     return q, k, v
 
 
+def _attention(qkv: torch.Tensor, tables: tuple, heads: int, size: int, scale: float):
+    """Causal attention of the fused projection ``qkv`` ``[N, T, heads * 3 * size]``, queries
+    and keys rotated: ``[N, T, heads * size]``. The short-attention kernel where it applies
+    (:func:`overshadow_lab.lab.short_attention.usable`), else the rotation as one product and
+    ``scaled_dot_product_attention``: the same up to float rounding."""
+    cos, sin, rotate, cos_rot, sin_rot = tables
+    if short_attention.usable(qkv, size):
+        return short_attention.attention(qkv, cos_rot, sin_rot, heads, size, scale)
+    n, length = qkv.shape[0], qkv.shape[1]
+    parts = _rotate(qkv.view(n, length, heads, 3 * size), size, cos, sin, rotate)
+    q, k, v = (t.transpose(1, 2) for t in parts)
+    o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    return o.transpose(1, 2).reshape(n, length, heads * size)
+
+
 def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
     """Last hidden states (after the final layer norm) of an unpadded batch, ``[B, T, d]``."""
     if not supported(model):
@@ -98,7 +125,7 @@ def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
     size = base.layers[0].attention.head_size
     heads = d // size
     x = F.embedding(input_ids, base.embed_in.weight)
-    cos, sin, rotate = _tables(model, length, x.device, x.dtype)
+    tables = _tables(model, length, x.device, x.dtype)
 
     def mlp(layer, x):
         ln, m = layer.post_attention_layernorm, layer.mlp
@@ -113,10 +140,8 @@ def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
         att, ln1 = layer.attention, layer.input_layernorm
         h = F.layer_norm(x, (d,), ln1.weight, ln1.bias, ln1.eps)
         qkv = F.linear(h, att.query_key_value.weight, att.query_key_value.bias)
-        qkv = qkv.view(batch, length, heads, 3 * size)
-        q, k, v = (t.transpose(1, 2) for t in _rotate(qkv, size, cos, sin, rotate))
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=att.scaling)
-        o = F.linear(o.transpose(1, 2).reshape(batch, length, d), att.dense.weight, att.dense.bias)
+        o = _attention(qkv, tables, heads, size, att.scaling)
+        o = F.linear(o, att.dense.weight, att.dense.bias)
         if layer.use_parallel_residual:  # attention and MLP both read the layer's input
             x = x + o + mlp(layer, x)
         else:
@@ -146,7 +171,7 @@ def stacked_hidden_states(
     emb = w["gpt_neox.embed_in.weight"]
     which = torch.arange(members, device=input_ids.device)[:, None]
     x = emb[which, input_ids.reshape(members, batch * length)]
-    cos, sin, rotate = _tables(model, length, x.device, x.dtype)
+    tables = _tables(model, length, x.device, x.dtype)
 
     def norm(x, name):
         y = F.layer_norm(x, (d,), eps=eps)
@@ -162,12 +187,9 @@ def stacked_hidden_states(
     for i, layer in enumerate(base.layers):
         prefix = f"gpt_neox.layers.{i}."
         qkv = linear(norm(x, prefix + "input_layernorm"), prefix + "attention.query_key_value")
-        qkv = qkv.view(members * batch, length, heads, 3 * size)
-        q, k, v = (t.transpose(1, 2) for t in _rotate(qkv, size, cos, sin, rotate))
-        scale = layer.attention.scaling
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-        o = o.transpose(1, 2).reshape(members, batch * length, d)
-        o = linear(o, prefix + "attention.dense")
+        qkv = qkv.view(members * batch, length, 3 * d)
+        o = _attention(qkv, tables, heads, size, layer.attention.scaling)
+        o = linear(o.view(members, batch * length, d), prefix + "attention.dense")
         if layer.use_parallel_residual:
             x = x + o + mlp(prefix, x)
         else:
