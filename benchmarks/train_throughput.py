@@ -27,6 +27,10 @@ size, same number of optimizer steps; prints tokens/s of each side by side and t
    contender also reports its seconds of training alone (for the workers, the busiest one's),
    and the last ratios put those against the Trainer's seconds, which count training only.
 
+The lab's contenders use the short-attention C kernel where it can be built (the header says
+whether it is; ``OVERSHADOW_KERNELS=0`` turns it off, see
+:mod:`overshadow_lab.lab.short_attention`).
+
 Each single-run contender runs ``--repeats`` times, interleaved; the best run counts (timings
 on a shared machine are noisy, and the best run is the least disturbed). Only training is
 timed: building the corpus and the model is excluded for everyone.
@@ -47,6 +51,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from overshadow_lab.lab import short_attention  # noqa: E402
 from overshadow_lab.lab.data import make_knowledge_sets  # noqa: E402
 from overshadow_lab.lab.models import count_parameters, make_model  # noqa: E402
 from overshadow_lab.lab.stacked import plan_stacks, train_stacked  # noqa: E402
@@ -248,7 +253,8 @@ def main(argv=None) -> dict:
         f"model {args.size} ({n:,} parameters), {len(sets.train_sequences)} sequences of "
         f"{len(sets.train_sequences[0])} tokens, batch {args.batch_size}, {args.steps} steps, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
+        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, lab attention: "
+        f"{'C kernel' if short_attention.library() else 'torch (no C kernel)'}"
     )
     fns = {
         "lab": lab,
