@@ -358,6 +358,84 @@ def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.98)):
         return torch.optim.AdamW(groups, foreach=True, **kw)
 
 
+class _FlatParameters:
+    """A model's parameters in one buffer and their gradients in another, for the lean CPU loop.
+
+    A small model's step on a CPU pays a fixed cost per operation, and the optimizer's
+    bookkeeping is one operation or more per parameter: zeroing, a norm and a multiply each for
+    clipping, AdamW's lists. Here each parameter is re-pointed at a piece of one buffer
+    (matrices first, then biases and norms: the two AdamW groups of :func:`make_optimizer`) and
+    its gradient is a view of a second buffer, into which autograd adds. Zeroing is then one
+    fill, clipping one norm and one multiply, and AdamW updates two tensors. The update is the
+    one of :func:`make_optimizer` with ``clip_grad_norm_``, up to float rounding (the norm is
+    taken over the buffer at once, not as the norm of the parameters' norms;
+    ``tests/lab/test_train.py``). Used only where the forward uses every parameter (the lean
+    GPT-NeoX forward): a gradient of zeros, unlike no gradient, would let AdamW move a parameter
+    the loss does not use. :meth:`release` gives every parameter its own storage again.
+    """
+
+    def __init__(self, model, cfg: TrainConfig):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        order = [p for p in self.params if p.ndim >= 2] + [p for p in self.params if p.ndim < 2]
+        total = sum(p.numel() for p in order)
+        split = sum(p.numel() for p in order if p.ndim >= 2)
+        self.flat = torch.empty(total, dtype=order[0].dtype, device=order[0].device)
+        self.grads = torch.zeros_like(self.flat)
+        start = 0
+        with torch.no_grad():
+            for p in order:
+                piece = slice(start, start + p.numel())
+                self.flat[piece].copy_(p.reshape(-1))
+                p.data = self.flat[piece].view_as(p)
+                p.grad = self.grads[piece].view_as(p)
+                start += p.numel()
+        rows = []
+        for piece in (slice(0, split), slice(split, total)):
+            row = self.flat[piece].detach().requires_grad_()
+            row.grad = self.grads[piece]
+            rows.append(row)
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": [rows[0]], "weight_decay": cfg.weight_decay},
+                {"params": [rows[1]], "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+            betas=tuple(cfg.betas),
+            fused=True,
+        )
+
+    @staticmethod
+    def usable(model, cfg: TrainConfig, device, bf16: bool) -> bool:
+        """Whether the run takes the lean forward on a CPU in float32 (see the class doc)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        return (
+            device.type == "cpu"
+            and cfg.fast
+            and not bf16
+            and bool(params)
+            and all(p.dtype == torch.float32 and p.device.type == "cpu" for p in params)
+            and fusable(model)
+            and neox.supported(model)
+        )
+
+    def zero_grad(self) -> None:
+        self.grads.zero_()
+
+    def clip(self, max_norm: float) -> None:
+        """``clip_grad_norm_(params, max_norm)``: one norm, and one multiply when it clips."""
+        coef = max_norm / (torch.linalg.vector_norm(self.grads) + 1e-6)
+        if bool(coef < 1):  # multiplying by one changes nothing: skip the pass
+            self.grads.mul_(coef)
+
+    def release(self) -> None:
+        """Each parameter and gradient in storage of its own again (as ``save_pretrained``
+        expects: pieces of one buffer look like shared tensors to it)."""
+        with torch.no_grad():
+            for p in self.params:
+                p.data = p.data.clone()
+                p.grad = p.grad.clone()
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     """``cross_entropy(h @ W.T + b, target)`` (mean) with a hand-written backward.
 
@@ -492,7 +570,9 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
     data = _Batches(sets.train_sequences, int(cfg.batch_size), device, gen)
     rule = StopRule(cfg, sets, data)
     total = rule.total
-    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
+    model.train()
+    flat = _FlatParameters(model, cfg) if _FlatParameters.usable(model, cfg, device, bf16) else None
+    opt = flat.optimizer if flat else make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, rule.lr_factor())
     dom = sets.dominant
     check = recall_rows(cfg, len(dom.prompts))
@@ -519,30 +599,40 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
         model.train()
         return rr
 
-    while step < total:
-        batch = data.next()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = lm_loss(model, batch, fast=None if cfg.fast else False)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        step += 1
-        tokens += batch.numel()
-        value = float(loss.detach())
-        if bar is not None:
-            bar.update(1)
-        if monitor is not None:
-            monitor(step, model, value)
-            model.train()
-        stop = rule.after_step(step, value, check, lambda: time.perf_counter() - t0)
-        if bar is not None and rule.history and rule.history[-1]["step"] == step:  # a check
-            last = rule.history[-1]
-            bar.set_postfix(loss=f"{last['loss']:.3f}", RR=f"{last['RR']:.2f}")
-        if stop:
-            break
+    try:
+        while step < total:
+            batch = data.next()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = lm_loss(model, batch, fast=None if cfg.fast else False)
+            if flat is not None:
+                flat.zero_grad()
+            else:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                if flat is not None:
+                    flat.clip(cfg.grad_clip)
+                else:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            tokens += batch.numel()
+            value = float(loss.detach())
+            if bar is not None:
+                bar.update(1)
+            if monitor is not None:
+                monitor(step, model, value)
+                model.train()
+            stop = rule.after_step(step, value, check, lambda: time.perf_counter() - t0)
+            if bar is not None and rule.history and rule.history[-1]["step"] == step:  # a check
+                last = rule.history[-1]
+                bar.set_postfix(loss=f"{last['loss']:.3f}", RR=f"{last['RR']:.2f}")
+            if stop:
+                break
+    finally:
+        if flat is not None:
+            flat.release()
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()

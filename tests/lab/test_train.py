@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from overshadow_lab.lab import train as train_module
 from overshadow_lab.lab.data import make_knowledge_sets
 from overshadow_lab.lab.models import make_model
 from overshadow_lab.lab.train import (
@@ -164,6 +165,37 @@ def test_deterministic_on_cpu(sets):
     assert a.history["loss"].tolist() == b.history["loss"].tolist() != c.history["loss"].tolist()
     for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("clip", [1.0, 1e-3, None], ids=["clip-1", "clip-always", "no-clip"])
+def test_flat_parameters_train_as_one_tensor_each(sets, monkeypatch, clip):
+    # the one-buffer bookkeeping (zeroing, clipping, AdamW on two tensors) against
+    # make_optimizer + clip_grad_norm_ on every parameter: the same run up to float rounding
+    model = make_model("nano", sets.vocab_size).train()
+    assert train_module._FlatParameters.usable(model, TrainConfig(), torch.device("cpu"), False)
+    kw = dict(rule="epochs", epochs=2, eval_every=3, seed=6, grad_clip=clip, weight_decay=0.1)
+    flat = _train(sets, **kw)
+    monkeypatch.setattr(train_module._FlatParameters, "usable", staticmethod(lambda *a: False))
+    plain = _train(sets, **kw)
+    assert flat.steps == plain.steps
+    for x, y in zip(flat.history["loss"], plain.history["loss"], strict=True):
+        assert x == pytest.approx(y, rel=1e-5)
+    storages = set()
+    for (name, p), q in zip(flat.model.named_parameters(), plain.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5, msg=name)
+        storages.add(p.untyped_storage().data_ptr())
+    assert len(storages) == len(list(flat.model.parameters()))  # own storage again after training
+
+
+def test_flat_parameters_only_for_the_lean_cpu_route(sets):
+    usable = train_module._FlatParameters.usable
+    cpu, cfg = torch.device("cpu"), TrainConfig()
+    nano = make_model("nano", sets.vocab_size).train()
+    assert not usable(nano, TrainConfig(fast=False), cpu, False)
+    assert not usable(nano, cfg, cpu, True)  # bf16 autocast: the model's own forward
+    assert not usable(tiny_llama(sets.vocab_size), cfg, cpu, False)  # not the lean forward
+    assert not usable(make_model("nano", sets.vocab_size).double().train(), cfg, cpu, False)
 
 
 def test_checkpoint_is_safetensors(sets, tmp_path):
