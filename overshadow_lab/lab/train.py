@@ -24,8 +24,9 @@ Speed on a CPU comes from doing little besides the model's own work: the corpus 
 into tensors grouped by sequence length (synthetic corpora have one length, so no padding and no
 attention mask), batches are index slices of those tensors, GPT-NeoX models run a lean forward
 (:mod:`overshadow_lab.lab.neox`), the output layer and the loss are one fused step
-(:class:`LinearCrossEntropy`), AdamW is the fused/foreach implementation, and RR is read from
-one teacher-forced forward pass instead of ``generate``. ``TrainConfig(fast=False)`` trains
+(:class:`LinearCrossEntropy`), AdamW is the fused/foreach implementation (on that lean CPU route
+over two tensors: the parameters live in one buffer, :class:`_FlatParameters`), and RR is read
+from one teacher-forced forward pass instead of ``generate``. ``TrainConfig(fast=False)`` trains
 through the model's own forward instead (same results up to float rounding);
 ``benchmarks/train_throughput.py`` measures the difference against a plain ``Trainer``.
 """
