@@ -235,19 +235,20 @@ def reference(qkv, cos, sin, heads: int, size: int, scale: float) -> torch.Tenso
 
 def _self_check() -> None:
     """The kernel against :func:`reference` on one random problem, values and gradients."""
-    gen = torch.Generator().manual_seed(0)
-    heads, size, rot, length = 3, 8, 4, 6
-    qkv = torch.randn(5, length, heads * 3 * size, generator=gen)
-    angles = torch.rand(length, rot // 2, generator=gen).repeat(1, 2)
-    cos, sin = angles.cos(), angles.sin()
-    weights = torch.randn(5, length, heads * size, generator=gen)
-    grads = []
-    with torch.enable_grad():  # the first call may come from inside torch.no_grad()
+    # the first call may come from inside torch.no_grad() or torch.inference_mode()
+    with torch.inference_mode(False), torch.enable_grad():
+        gen = torch.Generator().manual_seed(0)
+        heads, size, rot, length = 3, 8, 4, 6
+        qkv = torch.randn(5, length, heads * 3 * size, generator=gen)
+        angles = torch.rand(length, rot // 2, generator=gen).repeat(1, 2)
+        cos, sin = angles.cos(), angles.sin()
+        weights = torch.randn(5, length, heads * size, generator=gen)
+        results = []
         for fn in (attention, reference):
             x = qkv.clone().requires_grad_()
             out = fn(x, cos, sin, heads, size, 0.3)
             (out * weights).sum().backward()
-            grads.append((out.detach(), x.grad))
-    for ours, theirs in zip(*grads, strict=True):
+            results.append((out.detach(), x.grad))
+    for ours, theirs in zip(*results, strict=True):
         if not torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
             raise RuntimeError("the compiled kernel disagrees with torch's attention")

@@ -134,3 +134,13 @@ def test_a_kernel_that_disagrees_with_torch_is_not_used(fresh, monkeypatch):
     monkeypatch.setattr(sa, "reference", wrong)
     with pytest.warns(RuntimeWarning, match="disagrees with torch's attention"):
         assert sa.library() is None
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler here")
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_first_use_inside_a_no_gradient_block_still_checks_the_kernel(fresh, mode):
+    qkv, cos, sin, _ = _problem(2, 5, 4, 16, 4)
+    with getattr(torch, mode)():
+        assert sa.usable(qkv, 16)  # built and checked here, with gradients, all the same
+        out = sa.attention(qkv, cos, sin, 4, 16, 0.25)
+    torch.testing.assert_close(out, sa.reference(qkv, cos, sin, 4, 16, 0.25))
