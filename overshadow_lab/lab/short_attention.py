@@ -9,7 +9,7 @@ a fraction of that. Written out with batched products, softmax and broadcasting 
 ``benchmarks/RESULTS.md``), it costs as much, because each of its dozen operations is a pass
 over memory with a fixed cost of its own. No library we know of ships attention for sequences
 this short on a CPU, so the forward and the backward are written here in plain C
-(``short_attention.c``, about 150 lines): one (sequence, head) at a time, in arrays that stay
+(``short_attention.c``, about 170 lines): one (sequence, head) at a time, in arrays that stay
 in the first-level cache, with the rotary embedding of the queries and keys folded in, so that
 the rotation, the split of the fused projection into queries, keys and values and the
 transposes around the attention call disappear from the step too.
