@@ -98,7 +98,9 @@ from overshadow_lab.lab.train import (
     StopRule,
     TrainConfig,
     TrainResult,
+    _adamw_groups,
     _Batches,
+    _clip_rows,
     _validate,
     progress_enabled,
     recall_rows,
@@ -381,20 +383,7 @@ class _Stack:
     def clip(self, max_norms: torch.Tensor) -> None:
         """Each member's gradient scaled to norm at most ``max_norms[k]`` (inf: unclipped), as
         ``torch.nn.utils.clip_grad_norm_`` does for one model."""
-        total = torch.linalg.vector_norm(self.grads, dim=1)
-        coef = torch.clamp(max_norms / (total + 1e-6), max=1.0)
-        if bool((coef < 1).any()):  # multiplying by one changes nothing: skip the pass
-            self.grads.mul_(coef[:, None])
-
-
-def _groups(rows: tuple, cfg: TrainConfig) -> list[dict]:
-    """The two AdamW groups of :func:`~overshadow_lab.lab.train.make_optimizer` for one member:
-    matrices with weight decay, biases and norms without."""
-    kw = {"lr": cfg.lr, "betas": tuple(cfg.betas)}
-    return [
-        {"params": [rows[0]], "weight_decay": cfg.weight_decay, **kw},
-        {"params": [rows[1]], "weight_decay": 0.0, **kw},
-    ]
+        _clip_rows(self.grads, max_norms)
 
 
 class _Recall:
@@ -784,7 +773,9 @@ def _train(members: list[_Member], shared: TrainConfig, device, progress: _Progr
     head_name = next(n for n, p in shape.named_parameters() if p is head)
     active = list(members)
     stack = _Stack([m.model for m in active], device)
-    groups = [g for m, rows in zip(active, stack.rows, strict=True) for g in _groups(rows, m.cfg)]
+    groups = [
+        g for m, rows in zip(active, stack.rows, strict=True) for g in _adamw_groups(rows, m.cfg)
+    ]
     base_lr = [m.cfg.lr for m in active]
     opt = torch.optim.AdamW(groups, fused=device.type in ("cpu", "cuda"))
     for m in active:

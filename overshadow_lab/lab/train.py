@@ -359,6 +359,26 @@ def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.98)):
         return torch.optim.AdamW(groups, foreach=True, **kw)
 
 
+def _clip_rows(grads: torch.Tensor, max_norms) -> None:
+    """Each row of ``grads`` (a whole gradient per row: one model's, or one stack member's)
+    scaled in place to norm at most ``max_norms`` (per row; inf: unclipped), the rule of
+    ``torch.nn.utils.clip_grad_norm_``; the multiply is skipped when no row is clipped."""
+    total = torch.linalg.vector_norm(grads, dim=-1)
+    coef = torch.clamp(max_norms / (total + 1e-6), max=1.0)
+    if bool((coef < 1).any()):  # multiplying by one changes nothing: skip the pass
+        grads.mul_(coef[..., None])
+
+
+def _adamw_groups(rows, cfg: TrainConfig) -> list[dict]:
+    """The two AdamW groups of :func:`make_optimizer` for parameters kept as two tensors (the
+    matrices, then the biases and norms): matrices with weight decay, the rest without."""
+    kw = {"lr": cfg.lr, "betas": tuple(cfg.betas)}
+    return [
+        {"params": [rows[0]], "weight_decay": cfg.weight_decay, **kw},
+        {"params": [rows[1]], "weight_decay": 0.0, **kw},
+    ]
+
+
 class _FlatParameters:
     """A model's parameters in one buffer and their gradients in another, for the lean CPU loop.
 
@@ -395,15 +415,7 @@ class _FlatParameters:
             row = self.flat[piece].detach().requires_grad_()
             row.grad = self.grads[piece]
             rows.append(row)
-        self.optimizer = torch.optim.AdamW(
-            [
-                {"params": [rows[0]], "weight_decay": cfg.weight_decay},
-                {"params": [rows[1]], "weight_decay": 0.0},
-            ],
-            lr=cfg.lr,
-            betas=tuple(cfg.betas),
-            fused=True,
-        )
+        self.optimizer = torch.optim.AdamW(_adamw_groups(rows, cfg), fused=True)
 
     @staticmethod
     def usable(model, cfg: TrainConfig, device, bf16: bool) -> bool:
@@ -424,9 +436,7 @@ class _FlatParameters:
 
     def clip(self, max_norm: float) -> None:
         """``clip_grad_norm_(params, max_norm)``: one norm, and one multiply when it clips."""
-        coef = max_norm / (torch.linalg.vector_norm(self.grads) + 1e-6)
-        if bool(coef < 1):  # multiplying by one changes nothing: skip the pass
-            self.grads.mul_(coef)
+        _clip_rows(self.grads, max_norm)
 
     def release(self) -> None:
         """Each parameter and gradient in storage of its own again (as ``save_pretrained``
@@ -590,7 +600,6 @@ def _train(model, sets, cfg: TrainConfig, device, monitor=None) -> TrainResult:
         bar = tqdm(total=total, desc=f"train ({cfg.rule})", leave=False, mininterval=1.0)
     tokens = 0
     step = 0
-    model.train()
     if monitor is not None:
         monitor(0, model, None)
     t0 = time.perf_counter()
